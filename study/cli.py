@@ -1,0 +1,56 @@
+"""`infogan-study`: one console entry point with subcommands.
+
+Each subcommand is a module in `study/commands/` that defines `NAME`, `HELP`,
+`add_arguments(parser)` and `run(args) -> int`. Modules are found by listing the package, so a
+new command is a new file. `BadInputError` from anywhere becomes one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import study.commands
+from trainables.errors import BadInputError
+
+# The order commands are listed in `--help`; commands not named here follow alphabetically.
+ORDER = ("demo", "train", "spaces", "sweep", "search", "resume", "status", "analyze", "report")
+
+
+def _command_modules() -> list:
+    names = [m.name for m in pkgutil.iter_modules(study.commands.__path__) if not m.name.startswith("_")]
+    names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    return [importlib.import_module(f"study.commands.{n}") for n in names]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="infogan-study",
+        description="Hyperparameter studies of InfoGAN on Ray Tune and Optuna: which configurations disentangle, and why.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _command_modules():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except BadInputError as err:
+        print(f"infogan-study: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("infogan-study: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""`infogan-study train`: one InfoGAN run, no Ray. Writes checkpoint.pt, metrics.jsonl and latent
+traversal grids (traversal_<code>.png) to --out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from trainables.checkpoint import FILENAME
+from trainables.config import InfoGANConfig, describe_fields, parse_set_options
+from trainables.errors import BadInputError
+
+NAME = "train"
+HELP = "train one InfoGAN configuration (no Ray): checkpoint, metrics.jsonl and traversal grids in --out"
+
+
+class _HelpConfig(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        print("config fields (use --set field=value):\n" + describe_fields())
+        parser.exit(0)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="dataset name (config field `dataset`; default mnist)")
+    p.add_argument("--data-root", help="folder with the dataset files (torchvision layout), or the image folder/.npz")
+    p.add_argument("--steps", type=int, help="training steps (default 5000)")
+    p.add_argument("--batch-size", type=int, help="batch size (default 64)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument("--out", help="output folder (default runs/<dataset>-<variant>-s<seed>-<time>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="set any config field by name, repeatable (see --help-config)")  # fmt: skip
+    p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N",
+                   help="also write the checkpoint every N steps (default 1000; always at the end)")  # fmt: skip
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--help-config", nargs=0, action=_HelpConfig, help="list every config field and exit")
+
+
+def build_config(args: argparse.Namespace) -> InfoGANConfig:
+    values = parse_set_options(args.overrides)
+    for flag, name in (("dataset", "dataset"), ("data_root", "data_root"), ("steps", "steps"),
+                       ("batch_size", "batch_size"), ("seed", "seed")):  # fmt: skip
+        if getattr(args, flag) is not None:
+            values[name] = getattr(args, flag)
+    return InfoGANConfig.from_dict(values)
+
+
+def _prepare_out(out: Path, *, resume: bool) -> None:
+    """Check --out before anything is written: resumable or fresh, and writable."""
+    has_ckpt = (out / FILENAME).is_file()
+    if resume and not has_ckpt:
+        raise BadInputError(f"--resume: no {FILENAME} in {out}; drop --resume to start a new run there")
+    if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BadInputError(f"--out {out} already exists and is not empty; choose a new folder or pass --resume")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise BadInputError(f"--out {out} is not writable ({err.strerror}); choose another folder") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainables.data import load_data
+    from trainables.checkpoint import load_model
+    from trainables.loop import resolve_device, train
+    from trainables.visualize import save_traversals
+
+    if args.checkpoint_every < 1:
+        raise BadInputError(f"--checkpoint-every {args.checkpoint_every}: must be >= 1")
+    config = build_config(args)
+    device = resolve_device(args.device)
+    out = Path(args.out or f"runs/{config.dataset}-{config.variant}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} is a file; choose a folder")
+    data = load_data(config, device=device)  # fails here, before anything is written, on bad data
+    _prepare_out(out, resume=args.resume)
+
+    metrics_file = (out / "metrics.jsonl").open("a")
+    last_ckpt_step = -1
+
+    def report(metrics: dict[str, float], save_checkpoint) -> None:  # noqa: ANN001
+        nonlocal last_ckpt_step
+        metrics_file.write(json.dumps(metrics) + "\n")
+        metrics_file.flush()
+        step = int(metrics["step"])
+        if step // args.checkpoint_every > last_ckpt_step // args.checkpoint_every or step == config.steps:
+            save_checkpoint(out)
+            last_ckpt_step = step
+
+    print(f"training {config.variant} on {config.dataset} ({config.steps} steps, batch {config.batch_size}, "
+          f"{device}) -> {out}", file=sys.stderr)  # fmt: skip
+    with metrics_file:
+        result = train(config, device=device, report=report, data=data, progress=not args.quiet,
+                       resume_from=out if args.resume else None)  # fmt: skip
+    grids = save_traversals(load_model(out, device=device).model, out) if (out / FILENAME).is_file() else []
+    m = result.metrics
+    print(f"{result.status} at step {result.step}: loss/d {m.get('loss/d', float('nan')):.3f} "
+          f"loss/g {m.get('loss/g', float('nan')):.3f} mi/cat {m.get('mi/cat', float('nan')):.3f} "
+          f"({m.get('perf/images_per_s', 0):.0f} images/s)")  # fmt: skip
+    print(f"wrote to {out}: metrics.jsonl" + "".join(f", {p.name}" for p in [out / FILENAME, *grids] if p.exists()))
+    if result.status != "completed":
+        print(f"infogan-study: {result.reason}", file=sys.stderr)
+        return 1
+    return 0

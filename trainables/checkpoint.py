@@ -1,0 +1,75 @@
+"""Self-describing checkpoints: everything needed to resume or rebuild a run from the file alone.
+
+A checkpoint is a directory holding `checkpoint.pt`, a dict with `format_version`, `config`
+(InfoGANConfig as a dict), `step`, `image_shape`, the model and optimiser state dicts, the
+training RNG state and the last reported metrics. Writes are atomic (temp file + rename), so a
+killed process never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from trainables.config import InfoGANConfig
+from trainables.errors import BadInputError
+from trainables.models import InfoGAN
+
+FORMAT_VERSION = 1
+FILENAME = "checkpoint.pt"
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The .pt file for a checkpoint directory or file path."""
+    path = Path(path)
+    return path / FILENAME if path.is_dir() else path
+
+
+def write_checkpoint(state: dict[str, Any], directory: str | Path) -> Path:
+    """Atomically write `state` to `directory/checkpoint.pt`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+        os.replace(tmp, directory / FILENAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return directory / FILENAME
+
+
+def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict, with one-line errors for missing or foreign files."""
+    file = checkpoint_file(path)
+    if not file.is_file():
+        raise BadInputError(f"no checkpoint at {file}; pass a run's output folder or its checkpoint.pt")
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
+        raise BadInputError(f"cannot read checkpoint {file}: {type(err).__name__}: {err}") from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise BadInputError(f"{file} is not an infogan-study checkpoint (format {FORMAT_VERSION})")
+    return state
+
+
+class LoadedModel(NamedTuple):
+    config: InfoGANConfig
+    model: InfoGAN  # in eval mode
+    step: int
+    metrics: dict[str, float]
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the trained networks of a checkpoint (directory or .pt file) for scoring or sampling."""
+    state = read_checkpoint(path, map_location=device)
+    config = InfoGANConfig.from_dict(state["config"])
+    model = InfoGAN(config, tuple(state["image_shape"]))
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return LoadedModel(config, model, int(state["step"]), dict(state.get("metrics", {})))

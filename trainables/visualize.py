@@ -1,0 +1,70 @@
+"""Latent traversal grids, as in the InfoGAN paper's figures: each row keeps its noise (and the
+other codes) fixed, each column sets one code to a value; categorical codes sweep their K
+categories, continuous codes sweep [-2, 2] (the paper goes beyond the training range [-1, 1])."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+from trainables.models import InfoGAN, Latent
+
+
+def code_names(model: InfoGAN) -> list[str]:
+    cfg = model.config
+    return [f"cat{i}" for i in range(cfg.n_cat_codes)] + [f"cont{i}" for i in range(cfg.n_cont_codes)]
+
+
+@torch.no_grad()
+def traversal_images(model: InfoGAN, code: str, *, rows: int = 8, cols: int = 10, seed: int = 0) -> torch.Tensor:
+    """(rows * cols, C, H, W) images in [0, 1]; `code` is 'cat<i>' or 'cont<i>' (see code_names)."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
+    base = model.sample_latent(rows, gen)
+    kind = code.rstrip("0123456789")
+    idx = int(code[len(kind) :])
+    if kind == "cat":
+        values = torch.arange(model.config.cat_dim, device=device)
+    else:
+        values = torch.linspace(-2.0, 2.0, cols, device=device)
+    n = len(values)
+    rep = lambda t: t.repeat_interleave(n, dim=0)  # noqa: E731 - (rows, d) -> (rows * n, d)
+    latent = Latent(rep(base.z), rep(base.cat).clone(), rep(base.cont).clone())
+    if kind == "cat":
+        latent.cat[:, idx] = values.repeat(rows)
+    else:
+        latent.cont[:, idx] = values.repeat(rows)
+    was_training = model.training
+    model.eval()
+    images = model.generate(latent)
+    model.train(was_training)
+    return (images.clamp(-1, 1) + 1) / 2
+
+
+@torch.no_grad()
+def sample_images(model: InfoGAN, *, n: int = 64, seed: int = 0) -> torch.Tensor:
+    """(n, C, H, W) random samples in [0, 1] (for models without codes)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    images = model.generate(model.sample_latent(n, torch.Generator(device).manual_seed(seed)))
+    model.train(was_training)
+    return (images.clamp(-1, 1) + 1) / 2
+
+
+def save_traversals(model: InfoGAN, out_dir: str | Path, *, rows: int = 8, seed: int = 0) -> list[Path]:
+    """Write `traversal_<code>.png` per code (or `samples.png` without codes); returns the paths."""
+    out_dir = Path(out_dir)
+    paths = []
+    for code in code_names(model):
+        images = traversal_images(model, code, rows=rows, seed=seed)
+        path = out_dir / f"traversal_{code}.png"
+        save_image(images, path, nrow=len(images) // rows, padding=1, pad_value=0.5)
+        paths.append(path)
+    if not paths:
+        path = out_dir / "samples.png"
+        save_image(make_grid(sample_images(model, n=64, seed=seed), nrow=8, padding=1, pad_value=0.5), path)
+        paths.append(path)
+    return paths
