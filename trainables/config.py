@@ -72,6 +72,7 @@ class InfoGANConfig:
     lr_g: float = _f(1e-3, "learning rate of G and Q's head (and E for Bidirectional-InfoGAN)", min=0.0, exclusive_min=True)
     beta1: float = _f(0.5, "Adam beta1 (D and G)", min=0.0, max=1.0)
     beta2: float = _f(0.999, "Adam beta2 (D and G)", min=0.0, max=1.0)
+    precision: str = _f("fp32", "fp32, or bf16 autocast of convolutions/matmuls (CUDA; CPUs with AVX512-BF16/AMX)", choices=("fp32", "bf16"))
     # --- bookkeeping ---
     seed: int = _f(0, "random seed (model init, latent sampling, data order, instance noise)", min=0)
     report_every: int = _f(100, "report metrics every this many steps", min=1)

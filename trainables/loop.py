@@ -28,7 +28,7 @@ from trainables.checkpoint import read_checkpoint, write_checkpoint
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 from trainables.losses import d_loss, g_loss, info_loss, instance_noise_std, mi_bounds
-from trainables.models import InfoGAN
+from trainables.models import Codes, InfoGAN
 
 ReportFn = Callable[[dict[str, float], Callable[[str | Path], Path]], None]
 
@@ -56,6 +56,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _float_codes(codes: Codes) -> Codes:
+    return Codes(*(t.float() for t in codes))
+
+
 def _set_requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
     for p in params:
         p.requires_grad_(flag)
@@ -78,11 +82,13 @@ class Trainer:
         self.model.to(self.device).train()
         self.d_params, self.g_params = self.model.d_parameters(), self.model.g_parameters()
         betas = (config.beta1, config.beta2)
+        # fused: one kernel per parameter instead of a chain of foreach ops (about 8x faster on CPU)
         if config.d_optimizer == "adam":
-            self.opt_d: torch.optim.Optimizer = torch.optim.Adam(self.d_params, lr=config.lr_d, betas=betas)
+            self.opt_d: torch.optim.Optimizer = torch.optim.Adam(self.d_params, lr=config.lr_d, betas=betas, fused=True)
         else:
-            self.opt_d = torch.optim.SGD(self.d_params, lr=config.lr_d, momentum=0.9)
-        self.opt_g = torch.optim.Adam(self.g_params, lr=config.lr_g, betas=betas)
+            self.opt_d = torch.optim.SGD(self.d_params, lr=config.lr_d, momentum=0.9, fused=True)
+        self.opt_g = torch.optim.Adam(self.g_params, lr=config.lr_g, betas=betas, fused=True)
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         self.rng = torch.Generator(self.device).manual_seed(config.seed)
         self.step = 0
         self.sums = torch.zeros(len(_SUMS), device=self.device)
@@ -99,52 +105,54 @@ class Trainer:
     def train_step(self) -> None:
         cfg, m = self.config, self.model
         std = instance_noise_std(cfg.instance_noise, cfg.instance_noise_steps, self.step)
+        lam = cfg.lambda_info
         real = self.data.sample(cfg.batch_size, self.rng)  # (B, C, H, W) in [-1, 1]
         latent = m.sample_latent(cfg.batch_size, self.rng)
-        latent_vec = m.latent_vector(latent)  # (B, latent_dim)
-        fake = m.generator(latent_vec)  # (B, C, H, W)
         real_in = self._noisy(real, std)
-        fake_noise = self._noisy(torch.zeros_like(fake), std) if std else 0.0
-        lam = cfg.lambda_info
+        fake_noise = self._noisy(torch.zeros_like(real), std) if std else 0.0
 
-        # --- D step ---
-        if cfg.bidirectional:
-            enc_real = m.encode_latent(real)  # E(x): (B, latent_dim), with grad for the G/E step
-            real_logits = m.discriminate(real_in, enc_real.detach())
-            fake_logits = m.discriminate(fake.detach() + fake_noise, latent_vec)
+        # --- D step --- (network outputs cast to fp32 before the losses, for bf16 autocast)
+        with self.autocast:
+            latent_vec = m.latent_vector(latent)  # (B, latent_dim)
+            fake = m.generator(latent_vec)  # (B, C, H, W)
+            if cfg.bidirectional:
+                enc_real = m.encode_latent(real)  # E(x): (B, latent_dim), with grad for the G/E step
+                real_logits = m.discriminate(real_in, enc_real.detach()).float()
+                fake_logits = m.discriminate(fake.detach() + fake_noise, latent_vec).float()
+            else:
+                h_fake = m.trunk(fake.detach() + fake_noise)
+                real_logits = m.d_head(m.trunk(real_in)).squeeze(1).float()
+                fake_logits = m.d_head(h_fake).squeeze(1).float()
             loss_d = d_loss(real_logits, fake_logits)
-        else:
-            h_fake = m.trunk(fake.detach() + fake_noise)
-            real_logits = m.d_head(m.trunk(real_in)).squeeze(1)
-            fake_logits = m.d_head(h_fake).squeeze(1)
-            loss_d = d_loss(real_logits, fake_logits)
-        loss_d_total = loss_d
-        if lam > 0 and not cfg.bidirectional and m.q_head is not None:
-            # the shared trunk learns to keep the codes readable (official code: D's loss - lambda * MI)
-            loss_d_total = loss_d + lam * info_loss(m.q_head(h_fake)[0], latent, cont_weight=cfg.cont_weight).loss
+            loss_d_total = loss_d
+            if lam > 0 and not cfg.bidirectional and m.q_head is not None:
+                # the shared trunk learns to keep the codes readable (official code: D's loss - lambda * MI)
+                codes_d = _float_codes(m.q_head(h_fake)[0])
+                loss_d_total = loss_d + lam * info_loss(codes_d, latent, cont_weight=cfg.cont_weight).loss
         self.opt_d.zero_grad(set_to_none=True)
         loss_d_total.backward()
         self.opt_d.step()
 
         # --- G (+Q/E) step, D frozen ---
         _set_requires_grad(self.d_params, False)
-        if cfg.bidirectional:
-            g_logits = m.discriminate(fake + fake_noise, latent_vec)
-            e_logits = m.discriminate(real_in, enc_real)
-            loss_adv = g_loss(g_logits) + g_loss(-e_logits)  # E wants real pairs judged fake
-            codes = m.encode(fake if lam > 0 else fake.detach())
-        else:
-            h = m.trunk(fake + fake_noise)
-            loss_adv = g_loss(m.d_head(h).squeeze(1))
-            codes = m.q_head(h if lam > 0 else h.detach())[0] if m.q_head is not None else None
-        if codes is not None:
-            info = info_loss(codes, latent, cont_weight=cfg.cont_weight)
-            # lambda = 0: Q's head still learns (on detached inputs) so the bound can be measured
-            loss_g = loss_adv + (lam if lam > 0 else 1.0) * info.loss
-            info_vals = (info.loss.detach(), info.ce_per_code.detach(), info.nll_per_code.detach())
-        else:
-            loss_g = loss_adv
-            info_vals = (loss_adv.new_zeros(()),) * 3
+        with self.autocast:
+            if cfg.bidirectional:
+                g_logits = m.discriminate(fake + fake_noise, latent_vec).float()
+                e_logits = m.discriminate(real_in, enc_real).float()
+                loss_adv = g_loss(g_logits) + g_loss(-e_logits)  # E wants real pairs judged fake
+                codes = m.encode(fake if lam > 0 else fake.detach())
+            else:
+                h = m.trunk(fake + fake_noise)
+                loss_adv = g_loss(m.d_head(h).squeeze(1).float())
+                codes = m.q_head(h if lam > 0 else h.detach())[0] if m.q_head is not None else None
+            if codes is not None:
+                info = info_loss(_float_codes(codes), latent, cont_weight=cfg.cont_weight)
+                # lambda = 0: Q's head still learns (on detached inputs) so the bound can be measured
+                loss_g = loss_adv + (lam if lam > 0 else 1.0) * info.loss
+                info_vals = (info.loss.detach(), info.ce_per_code.detach(), info.nll_per_code.detach())
+            else:
+                loss_g = loss_adv
+                info_vals = (loss_adv.new_zeros(()),) * 3
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
