@@ -127,13 +127,13 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--child", choices=["reference", "ours"], dest="which")
+    p.add_argument("--child", choices=["reference", "ours", "ours-bf16"], dest="which")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--overrides", default="{}")
     args = p.parse_args()
     if args.which:
         return _child(args)
-    variants = [("reference", "{}"), ("ours", "{}")]
+    variants = [("reference", "{}"), ("ours", "{}"), ("ours-bf16", '{"precision": "bf16"}')]
     print(f"device={args.device} steps={args.steps} warmup={args.warmup} reps={args.reps} (median images/s)")
     print(f"{'batch':>5} {'loop':<10} {'images/s':>9} {'steps/s':>8} {'peak RSS MiB':>13} {'ratio':>6}")
     for bs in args.batch_sizes:
@@ -141,6 +141,7 @@ def main() -> None:
         for _ in range(args.reps):
             for name, ov in variants:
                 runs[name].append(_measure(name, bs, args, ov))
+                print(f"  {name} batch {bs}: {runs[name][-1]['images_per_s']:.1f} images/s", file=sys.stderr)
         ref = statistics.median(r["images_per_s"] for r in runs["reference"])
         for name, _ in variants:
             ips = statistics.median(r["images_per_s"] for r in runs[name])

@@ -220,7 +220,7 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.opt_g.load_state_dict(state["opt_g"])
         if state.get("rng_device") == self.device.type:
-            self.rng.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
+            self.rng.set_state(state["rng"].cpu())  # generator states are CPU byte tensors on every device
         else:  # another device kind: its RNG state does not transfer; continue deterministically
             self.rng.manual_seed(self.config.seed + int(state["step"]))
         self.step = int(state["step"])
