@@ -58,7 +58,7 @@ TRIALS_SCHEMA = pa.schema(
         pa.field("variant", pa.string()),  # InfoGANConfig.variant
         pa.field("status", pa.string()),  # completed | diverged | error | running | pending | unscored
         pa.field("reason", pa.string()),  # why not completed / not scored ('' when fine)
-        pa.field("steps", pa.int64()),  # last reported step
+        pa.field("last_step", pa.int64()),  # last reported step (`steps` is the configured length)
         pa.field("checkpoint", pa.string()),  # scored checkpoint directory ('' if none)
         *CONFIG_COLUMNS,
         *[pa.field(c, pa.float64()) for c in SCORE_COLUMNS],

@@ -1,0 +1,180 @@
+"""`infogan-study report`: one self-contained HTML page about an analysed experiment.
+
+Reads only the parquet tables written by `infogan-study analyze` (analysis/schema.py), plus the
+checkpoints of a few trials for their latent traversal grids (optional). The page opens offline:
+plotly.js is embedded once in the head, the figures follow as divs, the images as data URIs.
+
+Sections: ranking of configurations (with the label-free pick), hyperparameters in parallel
+coordinates, hyperparameter importance, MI curves, disentanglement vs quality with the Pareto
+front, latent traversals, failures, and how good the label-free pick really is.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import NamedTuple
+
+import plotly.graph_objects as go
+import plotly.offline
+
+from analysis.report_data import ReportTables, load_tables, varying_params
+from analysis.report_figures import (
+    _get_centrality_matrix_info,
+    _get_centrality_matrix_plot,
+    _get_importance_info,
+    _get_importance_plot,
+    _get_mi_curves_info,
+    _get_mi_curves_plot,
+    _get_parallel_info,
+    _get_parallel_plot,
+    _get_pareto_info,
+    _get_pareto_plot,
+)
+from analysis.report_images import _get_traversal_info, _traversal_html
+from analysis.report_sections import (
+    _failure_html,
+    _get_failure_info,
+    _get_ranking_info,
+    _get_selection_info,
+    _ranking_html,
+    _selection_html,
+)
+from trainables.errors import BadInputError
+
+FIGURE_COUNT_META = "infogan-study-figures"  # <meta> holding how many plotly figures the page draws
+_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f4f6; } tr.failed td { color: #a33; }
+.pick { background: #ffbf00; border-radius: 3px; padding: 0 0.3em; font-size: 0.85em; white-space: nowrap; }
+.note, .missing { color: #666; font-style: italic; }
+.grids { display: flex; flex-wrap: wrap; gap: 1em; } figure { margin: 0; }
+img { image-rendering: pixelated; border: 1px solid #ccc; } figcaption { text-align: center; color: #555; }
+nav a { margin-right: 1em; }
+"""
+
+
+class Section(NamedTuple):
+    anchor: str
+    title: str
+    intro: str  # one sentence on how to read the section
+    body: str  # HTML
+    has_figure: bool
+
+
+def _figure_section(
+    anchor: str, title: str, intro: str, fig: go.Figure | None, note: str = "", *, before: str = ""
+) -> Section:
+    """A section around one plotly figure (None: nothing to draw, only the note), after `before` (HTML)."""
+    body = (
+        ""
+        if fig is None
+        else fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{anchor}", config=_PLOT_CONFIG)
+    )
+    return Section(anchor, title, intro, before + body + _note(note), fig is not None)
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{escape(text)}</p>' if text else ""
+
+
+def _left_out(n: int, what: str) -> str:
+    return f"{n} {what}." if n else ""
+
+
+def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section]:
+    """Every section of the report, in page order."""
+    parallel = _get_parallel_info(tables)
+    importance = _get_importance_info(tables)
+    mi = _get_mi_curves_info(tables)
+    pareto = _get_pareto_info(tables)
+    matrix = _get_centrality_matrix_info(tables)
+    return [
+        Section("ranking", "Ranking of configurations",
+                "Groups of seeds of one configuration, best disentanglement first; mean ± std across seeds.",
+                _ranking_html(_get_ranking_info(tables)), False),
+        _figure_section(
+            "parallel", "Hyperparameters", "One line per trial, coloured by disentanglement.",
+            _get_parallel_plot(parallel) if parallel.params and parallel.score else None,
+            _left_out(parallel.n_unscored, "trials without a disentanglement score are left out")
+            if parallel.params else "No hyperparameter varies across the trials.",
+        ),
+        _figure_section(
+            "importance", "Hyperparameter importance",
+            "Optuna's fANOVA and PED-ANOVA on the completed trials: how much of the spread in disentanglement "
+            "each hyperparameter explains.",
+            _get_importance_plot(importance) if importance.importances else None, importance.note,
+        ),
+        _figure_section(
+            "mi", "Mutual information during training",
+            "The lower bound on I(c; G(z, c)) over H(c): 1 means G's categorical code is fully recoverable "
+            "from its images.",
+            _get_mi_curves_plot(mi) if mi.bands else None,
+            _left_out(mi.n_without, "configurations reported no categorical MI (no categorical code)"),
+        ),
+        _figure_section(
+            "pareto", "Disentanglement vs quality",
+            "Each point is a trial; the red steps are the Pareto front (no trial is better in both).",
+            _get_pareto_plot(pareto) if pareto.trial_ids else None,
+            _left_out(pareto.n_missing, "trials lack a disentanglement or FD score and are not shown"),
+        ),
+        Section("traversals", "Latent traversals",
+                "Rows keep the noise fixed, columns sweep one code (categories, or -2..2).",
+                _traversal_html(_get_traversal_info(tables, render=images)), False),
+        Section("failures", "Failures", "Which configurations failed, how, and when.",
+                _failure_html(_get_failure_info(tables)), False),
+        _figure_section(
+            "selection", "Label-free model selection",
+            "ModelCentrality (InfoGAN-CR) picks the model whose codes the others agree with most, without "
+            "labels; labels, where present, check the pick.",
+            _get_centrality_matrix_plot(matrix) if matrix.trial_ids else None,
+            "" if matrix.trial_ids else "No ModelCentrality scores in selection.parquet.",
+            before=_selection_html(_get_selection_info(tables)),
+        ),
+    ]  # fmt: skip
+
+
+def build_report(tables: ReportTables, *, images: bool = True) -> str:
+    """The whole HTML page as a string."""
+    sections = build_sections(tables, images=images)
+    trials = tables.trials
+    params = varying_params(trials)
+    summary = (
+        f"{len(trials)} trials in {trials['group'].nunique()} configurations, {int(trials['failed'].sum())} failed; "
+        f"varying: {', '.join(params) if params else 'nothing'}."
+        + (f" Common to all configurations: {tables.common}." if tables.common else "")
+    )
+    nav = "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in sections)
+    body = "".join(
+        f'<section id="{s.anchor}"><h2>{escape(s.title)}</h2>{_note(s.intro)}{s.body}</section>' for s in sections
+    )
+    title = f"InfoGAN study: {tables.experiment}"
+    n_figures = sum(s.has_figure for s in sections)
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<meta name="{FIGURE_COUNT_META}" content="{n_figures}"><style>{_CSS}</style>'
+        f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script></head>'
+        f"<body><h1>{escape(title)}</h1><p>{escape(summary)}</p><nav>{nav}</nav>{body}</body></html>"
+    )
+
+
+def write_report(experiment: str | Path, out: str | Path | None = None, *, images: bool = True) -> Path:
+    """Write the report of an analysed experiment to `out` (default EXPERIMENT/report.html)
+    atomically; bad input raises BadInputError before anything is written."""
+    out = Path(out) if out is not None else Path(experiment) / "report.html"
+    if out.is_dir():
+        raise BadInputError(f"-o {out} is a folder; pass a file name such as {out / 'report.html'}")
+    html = build_report(load_tables(experiment), images=images)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
