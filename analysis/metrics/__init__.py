@@ -1,0 +1,53 @@
+"""Metrics of a trained InfoGAN: disentanglement, clustering, sample quality, selection, failures.
+
+One metric per module, in disentanglement_lib's shape: a public `compute_x(data, represent_fn,
+rng, *, num_train, ...)` samples from a ground-truth dataset (`GroundTruthData`) through a
+representation function (observations (num, C, H, W) -> codes (num, num_codes)) with an explicit
+`np.random.Generator`, a private numpy core does the arithmetic, and the result is a dict of
+named floats. The other modules score arrays the caller already has (cluster ids, reported
+curves, feature sets, classifier outputs).
+"""
+
+from __future__ import annotations
+
+from analysis.metrics._sampling import GroundTruthData, RepresentationFn
+from analysis.metrics.beta_vae import compute_beta_vae
+from analysis.metrics.clustering import compute_clustering_scores
+from analysis.metrics.dci import compute_dci
+from analysis.metrics.factor_vae import compute_factor_vae, compute_factor_vae_many
+from analysis.metrics.failure_flags import compute_failure_flags
+from analysis.metrics.frechet import compute_frechet_distance
+from analysis.metrics.mi_curve import compute_mi_curve_summary
+from analysis.metrics.mig import compute_mig
+from analysis.metrics.model_centrality import CentralityResult, compute_model_centrality, mean_pairwise_nmi
+from analysis.metrics.quality import (
+    FeatureClassifier,
+    compute_sample_quality,
+    inception_fid,
+    load_or_train_classifier,
+    purity_per_category,
+)
+from analysis.metrics.sap import compute_sap
+
+__all__ = [
+    "CentralityResult",
+    "FeatureClassifier",
+    "GroundTruthData",
+    "RepresentationFn",
+    "compute_beta_vae",
+    "compute_clustering_scores",
+    "compute_dci",
+    "compute_factor_vae",
+    "compute_factor_vae_many",
+    "compute_failure_flags",
+    "compute_frechet_distance",
+    "compute_mi_curve_summary",
+    "compute_mig",
+    "compute_model_centrality",
+    "compute_sample_quality",
+    "compute_sap",
+    "inception_fid",
+    "load_or_train_classifier",
+    "mean_pairwise_nmi",
+    "purity_per_category",
+]
