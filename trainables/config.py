@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
@@ -146,8 +147,7 @@ class InfoGANConfig:
     def field_type(cls, name: str) -> type:
         """The Python type (bool, int, float or str) of a field."""
         check_field_name(name)
-        hints = typing.get_type_hints(cls)
-        return hints[name]
+        return _field_types()[name]
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, base: InfoGANConfig | None = None) -> InfoGANConfig:
@@ -159,6 +159,11 @@ class InfoGANConfig:
 
     def replace(self, **changes: Any) -> InfoGANConfig:
         return InfoGANConfig.from_dict(changes, base=self)
+
+
+@functools.cache
+def _field_types() -> dict[str, type]:
+    return typing.get_type_hints(InfoGANConfig)  # resolved once: from_dict is called per trial
 
 
 def check_field_name(name: str) -> None:

@@ -1,0 +1,252 @@
+"""`infogan-study analyze`: a Tune experiment folder in, trials/curves/selection.parquet out.
+
+Pipeline: read the folder (`analysis.tune_folder`), train each dataset's quality classifier once
+(cached in <experiment>/.cache/), score every trial's final or best checkpoint (`analysis.scoring`;
+one call per trial through a `Mapper`: in-process, local processes or Ray tasks), summarise the
+MI curves and raise failure flags from the reports, run the label-free selection pools
+(`analysis.selection`), then write the three tables (`analysis.schema`). Every trial gets a row,
+also one that errored, diverged or has no checkpoint, with its status and reason. Every random
+draw is seeded from the trial id (or pool), so a re-run writes the same values (`scoring_s`, a
+measured time, aside).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from analysis.metrics import compute_failure_flags, compute_mi_curve_summary
+from analysis.schema import FLAG_COLUMNS, SCHEMAS, SCORE_COLUMNS, write_table
+from analysis.scoring import (
+    FULL,
+    ScoringCounts,
+    TrialScores,
+    TrialTask,
+    data_key,
+    prepare_classifiers,
+    score_trial,
+    seed_from,
+)
+from analysis.selection import Mapper, Member, Selection, select_models
+from analysis.tune_folder import Curve, TrialRecord, read_experiment
+from trainables.config import InfoGANConfig
+from trainables.errors import BadInputError
+
+GROUP_EXCLUDED = ("seed", "data_root")  # a configuration group is the config without these
+
+
+def group_id(config: InfoGANConfig) -> str:
+    """A stable id of the configuration without seed and data_root: 'g' + 10 hex digits."""
+    values = {k: v for k, v in config.to_dict().items() if k not in GROUP_EXCLUDED}
+    return "g" + hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def group_label(config: InfoGANConfig) -> str:
+    """Readable: the variant and the fields (except seed and data_root) that differ from the defaults."""
+    defaults = InfoGANConfig()
+    changed = [
+        f"{name}={_format(getattr(config, name))}"
+        for name in InfoGANConfig.field_names()
+        if name not in GROUP_EXCLUDED and getattr(config, name) != getattr(defaults, name)
+    ]
+    return f"{config.variant} " + (" ".join(changed) or "defaults")
+
+
+def _format(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class AnalysisFiles:
+    trials: Path
+    curves: Path
+    selection: Path
+    num_trials: int
+    num_scored: int
+
+
+def serial_map(fn: Callable[[Any], Any], items: Sequence[Any], desc: str, *, progress: bool = False) -> list[Any]:
+    """In-process map with an optional tqdm bar (the default `Mapper`)."""
+    from tqdm.auto import tqdm
+
+    return [fn(item) for item in tqdm(items, desc=desc, unit="model", disable=not progress or not items)]
+
+
+def analyze_experiment(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    checkpoint: str = "final",
+    counts: ScoringCounts = FULL,
+    centrality_max_models: int = 12,
+    data_root: str | None = None,
+    device: str = "cpu",
+    mapper: Mapper | None = None,
+    progress: bool = False,
+) -> AnalysisFiles:
+    """Score every trial of a Tune experiment and write trials/curves/selection.parquet to `out`
+    (default: the experiment folder), all three only once everything is computed."""
+    if checkpoint not in ("final", "best"):
+        raise BadInputError(f"checkpoint={checkpoint!r}: use final or best")
+    if centrality_max_models < 2:
+        raise BadInputError(f"centrality_max_models={centrality_max_models}: ModelCentrality needs >= 2 models")
+    experiment = read_experiment(path)
+    out_dir = _writable_dir(Path(out) if out is not None else experiment.path)
+    cache_dir = _writable_dir(experiment.path / ".cache", fallback=out_dir / ".cache")
+    mapper = mapper or functools.partial(serial_map, progress=progress)
+
+    trials = {t.trial_id: t for t in experiment.trials}
+    chosen = {tid: t.choose_checkpoint(checkpoint) for tid, t in trials.items() if t.config is not None}
+    chosen = {tid: c for tid, c in chosen.items() if c is not None}
+    classifiers = prepare_classifiers([trials[tid].config for tid in chosen], cache_dir, counts, data_root)
+    tasks = [
+        TrialTask(
+            tid, str(c.path), seed_from(tid), counts, classifiers[data_key(trials[tid].config)], data_root, device
+        )
+        for tid, c in chosen.items()
+    ]
+    scored: dict[str, TrialScores] = {s.trial_id: s for s in mapper(score_trial, tasks, "scoring trials")}
+    curves = {tid: _code_curves(t) for tid, t in trials.items()}
+    summaries = {tid: _mi_summary(c) for tid, c in curves.items()}
+    members = [
+        Member(tid, group_id(trials[tid].config), _images(trials[tid].config), str(chosen[tid].path),
+               str(data_key(trials[tid].config)), s.assignments, summaries[tid]["mi/final"])
+        for tid, s in scored.items() if not s.error and trials[tid].config.has_codes
+    ]  # fmt: skip
+    selection = select_models(members, counts=counts, max_models=centrality_max_models, device=device, mapper=mapper)
+
+    rows = [_trial_row(experiment.name, t, scored.get(t.trial_id), curves[t.trial_id], summaries[t.trial_id],
+                       selection, out_dir) for t in experiment.trials]  # fmt: skip
+    tables = {
+        "trials": pa.Table.from_pylist(rows, schema=SCHEMAS["trials"]),
+        "curves": _curves_table({t.trial_id: t.curves for t in experiment.trials}),
+        "selection": pa.Table.from_pylist(selection.rows, schema=SCHEMAS["selection"]),
+    }
+    paths = _write_together(tables, out_dir)
+    num_scored = sum(1 for s in scored.values() if not s.error)
+    return AnalysisFiles(paths["trials"], paths["curves"], paths["selection"], len(rows), num_scored)
+
+
+def _writable_dir(path: Path, *, fallback: Path | None = None) -> Path:
+    """`path`, created; if it cannot be written, `fallback` (or a one-line error)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkstemp(dir=path, prefix=".write-test-")[1]).unlink()
+        return path
+    except OSError as err:
+        if fallback is not None:
+            return _writable_dir(fallback)
+        raise BadInputError(f"cannot write to {path} ({err.strerror}); pass --out DIR with a writable folder") from None
+
+
+def _images(config: InfoGANConfig) -> str:
+    return config.dataset + (f"@{config.image_size}px" if config.image_size else "")
+
+
+def _code_curves(trial: TrialRecord) -> dict[str, Curve]:
+    """The curves flags and MI summaries read: without `mi/cat*` for a model with no categorical
+    code (the trainer reports a constant 0 there, which is no sign of a stuck code)."""
+    if trial.config is None or trial.config.n_cat_codes > 0:
+        return trial.curves
+    return {name: curve for name, curve in trial.curves.items() if not name.startswith("mi/cat")}
+
+
+def _mi_summary(curves: dict[str, Curve]) -> dict[str, float]:
+    if "mi/cat" not in curves:
+        return dict.fromkeys(("mi/final", "mi/max", "mi/step_0.9", "mi/auc"), math.nan)
+    summary = compute_mi_curve_summary(*curves["mi/cat"])
+    return {"mi/final": summary["final"], "mi/max": summary["max"], "mi/step_0.9": summary["step_to_threshold"],
+            "mi/auc": summary["auc"]}  # fmt: skip
+
+
+_NO_CHECKPOINT = {"completed": "no checkpoint on disk", "diverged": "no checkpoint before the divergence",
+                  "error": "no checkpoint", "running": "no checkpoint yet", "pending": ""}  # fmt: skip
+
+
+def _trial_row(
+    experiment: str, trial: TrialRecord, score: TrialScores | None, curves: dict[str, Curve],
+    mi: dict[str, float], selection: Selection, out_dir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """One trials.parquet row: identity, config, status, scores, flags."""
+    cfg, tid = trial.config, trial.trial_id
+    row: dict[str, Any] = dict.fromkeys(SCORE_COLUMNS, math.nan) | (cfg.to_dict() if cfg else {})
+    row |= {"trial_id": tid, "experiment": experiment, "last_step": trial.last_step, "scoring_s": math.nan,
+            "group": group_id(cfg) if cfg else "", "group_label": group_label(cfg) if cfg else "invalid config",
+            "variant": cfg.variant if cfg else "", "checkpoint": "", "quality/inception_fid_note": ""}  # fmt: skip
+    status, reasons = trial.status, [trial.reason]
+    if score is None or score.error:
+        reasons.append(
+            f"not scored: {score.error}" if score else _NO_CHECKPOINT.get(status, "no checkpoint") if cfg else ""
+        )
+        status = "unscored" if status == "completed" else status
+    else:
+        row |= score.scores | {"checkpoint": _location(score.checkpoint, out_dir),
+                               "quality/inception_fid_note": score.inception_note}  # fmt: skip
+        reasons += score.notes
+    row |= mi | {"selection/centrality": selection.centrality.get(tid, math.nan),
+                 "selection/mean_pairwise_nmi": selection.nmi.get(tid, math.nan),
+                 "scoring_s": score.seconds if score else math.nan}  # fmt: skip
+    flags = compute_failure_flags(curves, class_coverage=score.class_coverage if score else None)
+    for name in FLAG_COLUMNS:
+        flag = name.removeprefix("flag/")
+        row[name], row[f"{name}_step"] = bool(flags[flag]), float(flags[f"{flag}_step"])
+    row["failure_reason"] = flags["failure_reason"]
+    row["status"], row["reason"] = status, "; ".join(r for r in [*reasons, *selection.notes.get(tid, [])] if r)
+    return row
+
+
+def _location(checkpoint: str, out_dir: Path) -> str:
+    """A checkpoint as the report finds it: relative to the tables' folder when inside it (the
+    experiment folder moves with its tables), else absolute."""
+    path = Path(checkpoint).resolve()
+    try:
+        return str(path.relative_to(out_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _curves_table(curves: dict[str, dict[str, Curve]]) -> pa.Table:
+    """Long format (trial_id, step, metric, value), sorted by trial, metric, step."""
+    parts = [
+        (tid, name, steps, values) for tid in sorted(curves) for name, (steps, values) in sorted(curves[tid].items())
+    ]
+    if not parts:
+        return SCHEMAS["curves"].empty_table()
+
+    def repeated(labels: list[str]) -> pa.Array:  # each part's label once per step
+        return pa.array(
+            np.concatenate([np.full(len(s), label, dtype=object) for label, (*_, s, _) in zip(labels, parts)])
+        )
+
+    columns = {
+        "trial_id": repeated([tid for tid, *_ in parts]),
+        "step": np.concatenate([s for *_, s, _ in parts]),
+        "metric": repeated([name for _, name, *_ in parts]),
+        "value": np.concatenate([v for *_, v in parts]),
+    }
+    return pa.table(columns, schema=SCHEMAS["curves"])
+
+
+def _write_together(tables: dict[str, pa.Table], out_dir: Path) -> dict[str, Path]:
+    """Write every table to a scratch folder, then move them into `out_dir` one after the other."""
+    scratch = Path(tempfile.mkdtemp(prefix=".analyze-", dir=out_dir))
+    try:
+        for name, table in tables.items():
+            write_table(table, name, scratch / f"{name}.parquet")
+        for name in tables:
+            os.replace(scratch / f"{name}.parquet", out_dir / f"{name}.parquet")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {name: out_dir / f"{name}.parquet" for name in tables}

@@ -1,0 +1,138 @@
+"""`infogan-study analyze EXPERIMENT`: score every trial of a Tune experiment into parquet.
+
+Writes trials.parquet, curves.parquet and selection.parquet (`analysis.schema`) into the
+experiment folder or --out. Scoring runs in this process by default, in --workers N local
+processes, or as one Ray task per trial (1 CPU each) on the cluster at --address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from typing import Any
+
+from trainables.errors import BadInputError
+
+NAME = "analyze"
+HELP = "score every trial of a Tune experiment: trials.parquet, curves.parquet, selection.parquet"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", help="the Tune experiment folder (<storage_path>/<name>)")
+    p.add_argument("--out", metavar="DIR", help="write the parquet files here (default: the experiment folder)")
+    p.add_argument("--checkpoint", choices=("final", "best"), default="final",
+                   help="score each trial's final checkpoint, or its best by mi/cat (default final)")  # fmt: skip
+    p.add_argument("--quick", action="store_true",
+                   help="a few hundred samples per score instead of the published protocols (noisy; DCI and "
+                        "Inception FID skipped): for a first look, tests and benchmarks")  # fmt: skip
+    p.add_argument("--address", metavar="ADDR",
+                   help="score on a Ray cluster: auto, ray://host:port or local (a task per trial, 1 CPU)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="score in N local processes (default 0: in this process)")  # fmt: skip
+    p.add_argument("--centrality-max-models", type=int, default=12, metavar="M",
+                   help="at most M configuration groups in the ModelCentrality pool `all` (default 12)")  # fmt: skip
+    p.add_argument("--data-root", metavar="DIR", help="read datasets from DIR instead of each trial's data_root")
+    p.add_argument("--device", default="cpu", help="score on cpu (default), cuda or auto (not with --address)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.collect import analyze_experiment, serial_map
+    from analysis.scoring import FULL, QUICK
+    from trainables.loop import resolve_device
+
+    if args.workers < 0:
+        raise BadInputError(f"--workers {args.workers}: pass 0 (this process) or more")
+    if args.workers and args.address:
+        raise BadInputError("--workers and --address both given: pick local processes or a Ray cluster")
+    if args.device not in ("cpu", "cuda", "auto"):
+        raise BadInputError(f"--device {args.device}: use cpu, cuda or auto")
+    device = resolve_device(args.device).type
+    if device == "cuda" and args.address:
+        raise BadInputError("--device cuda with --address: Ray tasks request CPUs only; score on the cluster's CPUs")
+    progress = not args.quiet
+    start = time.perf_counter()
+    with _mapper(args, progress) as mapper:
+        files = analyze_experiment(
+            args.experiment, out=args.out, checkpoint=args.checkpoint, counts=QUICK if args.quick else FULL,
+            centrality_max_models=args.centrality_max_models, data_root=args.data_root, device=device,
+            mapper=mapper or (lambda fn, items, desc: serial_map(fn, items, desc, progress=progress)),
+        )  # fmt: skip
+    print(f"analyzed {files.num_trials} trials ({files.num_scored} scored) in {time.perf_counter() - start:.1f} s "
+          f"-> {files.trials.parent}: {files.trials.name}, {files.curves.name}, {files.selection.name}")  # fmt: skip
+    return 0
+
+
+Mapper = Callable[[Callable[[Any], Any], Sequence[Any], str], list[Any]]
+
+
+@contextlib.contextmanager
+def _mapper(args: argparse.Namespace, progress: bool) -> Iterator[Mapper | None]:
+    """A parallel map for --workers or --address (None: in-process), torn down at the end."""
+    if args.address:
+        yield _ray_mapper(args.address, progress)
+    elif args.workers:
+        context = multiprocessing.get_context("spawn")  # no fork after torch has started its threads
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
+            yield lambda fn, items, desc: _pool_map(pool, fn, items, desc, progress)
+    else:
+        yield None
+
+
+def _pool_map(pool: Executor, fn: Callable[[Any], Any], items: Sequence[Any], desc: str, progress: bool) -> list[Any]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from tqdm.auto import tqdm
+
+    futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+    results: list[Any] = [None] * len(items)
+    try:
+        for future in tqdm(
+            as_completed(futures), total=len(items), desc=desc, unit="model", disable=not progress or not items
+        ):
+            results[futures[future]] = future.result()
+    except BrokenProcessPool:
+        raise BadInputError("a scoring process died (out of memory?); retry with fewer --workers") from None
+    return results
+
+
+def _ray_mapper(address: str, progress: bool) -> Mapper:
+    """One Ray task per item (1 CPU); the cluster must run this project's environment. Ray starts
+    on the first map, so a bad experiment folder is refused before connecting."""
+
+    def map_(fn: Callable[[Any], Any], items: Sequence[Any], desc: str) -> list[Any]:
+        import ray
+        from tqdm.auto import tqdm
+
+        _connect(ray, address)
+        remote = ray.remote(num_cpus=1)(fn)
+        refs = [remote.remote(item) for item in items]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(refs)
+        pending = list(refs)
+        with tqdm(total=len(refs), desc=desc, unit="model", disable=not progress or not refs) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+                for ref in done:
+                    results[index[ref]] = ray.get(ref)
+                if done:
+                    bar.update(len(done))
+        return results
+
+    return map_
+
+
+def _connect(ray: Any, address: str) -> None:
+    """ray.init once (a no-op when this process is already connected)."""
+    try:
+        ray.init(address=address, ignore_reinit_error=True, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise BadInputError(
+            f"--address {address}: no Ray cluster there ({reason}); "
+            "start one with `ray start --head` or leave out --address"
+        ) from None

@@ -1,0 +1,207 @@
+"""`infogan-study analyze` end to end on a small synthetic Tune experiment (real tiny checkpoints,
+made-up curves; benchmarks/analyze_report.py builds it): the three parquet files, one row per
+trial whatever happened to it, idempotent re-runs, and one-line answers to bad input.
+
+The experiment (10 trials x 12 reports, groups of 4 seeds): trials 0-3 vanilla GAN; 4-7 InfoGAN
+with lambda_info=0.5, where 5 errored (no checkpoint) and 6 diverged after a healthy checkpoint;
+8-9 InfoGAN with lambda_info=1, where 9 is still pending (no folder).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from analysis.collect import analyze_experiment
+from analysis.schema import METADATA_KEY, SCHEMAS, read_table
+from analysis.scoring import QUICK
+from benchmarks.analyze_report import make_synthetic_experiment
+from study.cli import main
+from trainables.errors import BadInputError
+
+TRIALS, REPORTS = 10, 12
+IDS = [f"5ynth_{i:05d}" for i in range(TRIALS)]
+VANILLA, ERRORED, DIVERGED, PENDING = IDS[:4], IDS[5], IDS[6], IDS[9]
+CODE_SCORES = ["score/hungarian_acc", "score/nmi", "score/mig", "score/sap", "score/factor_vae", "score/beta_vae"]
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, pd.DataFrame]]:
+    experiment = make_synthetic_experiment(tmp_path_factory.mktemp("exp") / "synthetic", trials=TRIALS, reports=REPORTS)
+    files = analyze_experiment(experiment, counts=QUICK)
+    assert (files.num_trials, files.num_scored) == (TRIALS, 8)
+    tables = {name: read_table(name, experiment / f"{name}.parquet").to_pandas() for name in SCHEMAS}
+    return experiment, tables
+
+
+def test_the_three_files_have_exactly_the_schema(analysed):
+    experiment, _ = analysed
+    for name, schema in SCHEMAS.items():
+        written = pq.read_schema(experiment / f"{name}.parquet")
+        assert written.remove_metadata().equals(schema.remove_metadata()), name
+        assert written.metadata[METADATA_KEY] == f"{name}/1".encode()
+
+
+def test_every_trial_has_a_row_with_status_and_reason(analysed):
+    _, tables = analysed
+    trials = tables["trials"].set_index("trial_id")
+    assert list(trials.index) == IDS
+    assert trials.loc[ERRORED, "status"] == "error"
+    assert (
+        trials.loc[ERRORED, "reason"]
+        == "RuntimeError: CUDA error: an illegal memory access was encountered; no checkpoint"
+    )
+    assert trials.loc[ERRORED, "checkpoint"] == "" and math.isnan(trials.loc[ERRORED, "score/hungarian_acc"])
+    assert trials.loc[PENDING, "status"] == "pending" and trials.loc[PENDING, "checkpoint"] == ""
+    assert pd.isna(trials.loc[PENDING, "last_step"]) and trials.loc[PENDING, "lambda_info"] == 1.0
+    # the diverged trial is scored on its last checkpoint before the divergence
+    assert trials.loc[DIVERGED, "status"] == "diverged" and "loss/d=nan" in trials.loc[DIVERGED, "reason"]
+    assert trials.loc[DIVERGED, "checkpoint"].endswith("checkpoint_000005")
+    assert trials.loc[DIVERGED, "flag/diverged"] and trials.loc[DIVERGED, "flag/diverged_step"] == 90.0
+    assert trials.loc[DIVERGED, "last_step"] == 90
+    done = trials.drop(index=[ERRORED, DIVERGED, PENDING])
+    assert (done["status"] == "completed").all() and (done["reason"] == "").all()
+    assert (done["last_step"] == REPORTS * 10).all() and (done["steps"] == REPORTS * 10).all()
+    assert done["checkpoint"].str.endswith("checkpoint_000011").all()
+
+
+def test_configuration_columns_groups_and_labels(analysed):
+    _, tables = analysed
+    trials = tables["trials"].set_index("trial_id")
+    assert trials["seed"].tolist() == [i % 4 for i in range(TRIALS)]
+    assert trials.loc[VANILLA, "group"].nunique() == 1 and trials["group"].nunique() == 3  # seed is not part of it
+    assert trials.loc[IDS[4], "group_label"] == (
+        "infogan dataset=basicprop-line lambda_info=0.5 width=0.125 batch_size=8 steps=120 report_every=10"
+    )
+    assert set(trials.loc[VANILLA, "variant"]) == {"gan"} and trials.loc[IDS[8], "variant"] == "infogan"
+
+
+def test_models_with_codes_get_every_quick_score(analysed):
+    _, tables = analysed
+    scored = tables["trials"].set_index("trial_id").loc[[IDS[4], IDS[6], IDS[7], IDS[8]]]
+    assert np.isfinite(scored[CODE_SCORES + ["quality/fd", "quality/class_coverage", "quality/purity"]]).all().all()
+    assert (scored["score/disentanglement"] == scored["score/hungarian_acc"]).all()  # basicprop has labels
+    assert scored[["score/dci_disentanglement", "quality/inception_fid"]].isna().all().all()  # skipped by --quick
+    assert (scored["quality/inception_fid_note"] == "not computed with --quick").all()
+    assert (scored["scoring_s"] > 0).all()
+
+
+def test_a_vanilla_gan_has_nan_code_scores_but_sample_quality(analysed):
+    _, tables = analysed
+    vanilla = tables["trials"].set_index("trial_id").loc[VANILLA]
+    assert vanilla[CODE_SCORES + ["score/disentanglement", "quality/purity", "mi/final"]].isna().all().all()
+    assert np.isfinite(vanilla["quality/fd"]).all()
+    assert not vanilla["flag/mi_stuck"].any()  # its mi/cat is a constant 0 by construction, not a stuck code
+    assert (vanilla["status"] == "completed").all() and vanilla["selection/centrality"].isna().all()
+
+
+def test_mi_summaries_and_curves_follow_result_json(analysed):
+    experiment, tables = analysed
+    folder = next(experiment.glob(f"*_{IDS[8]}_*"))
+    reports = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()]
+    curves = tables["curves"]
+    mine = curves[curves["trial_id"] == IDS[8]]
+    assert sorted(mine["metric"].unique()) == sorted(
+        ["d/fake", "d/real", "diverged", "instance_noise", "loss/d", "loss/g", "loss/info", "mi/cat", "mi/cat_nats",
+         "mi/cont", "perf/images_per_s"]
+    )  # fmt: skip
+    mi = mine[mine["metric"] == "mi/cat"]
+    assert mi["step"].tolist() == [r["step"] for r in reports] and mi["value"].tolist() == [
+        r["mi/cat"] for r in reports
+    ]
+    row = tables["trials"].set_index("trial_id").loc[IDS[8]]
+    assert row["mi/final"] == pytest.approx(reports[-1]["mi/cat"]) and row["mi/max"] == pytest.approx(mi["value"].max())
+    assert len(curves) == sum(
+        11 * n for n in (REPORTS,) * 7 + (1, 9)
+    )  # 7 full trials, the errored one, the diverged one
+
+
+def test_selection_pools_and_per_trial_centrality(analysed):
+    _, tables = analysed
+    trials, selection = tables["trials"].set_index("trial_id"), tables["selection"]
+    group = trials.loc[IDS[4], "group"]
+    in_group = selection[selection["pool"] == group]
+    assert len(in_group) == 9 and set(in_group["data_trial"]) == {IDS[4], IDS[6], IDS[7]}  # the scored seeds
+    pool = selection[selection["pool"] == "all"]
+    assert len(pool) == 4 and IDS[8] in set(pool["rep_trial"])  # the groups' representatives
+    members = sorted(set(pool["rep_trial"]))
+    assert trials.loc[members, "selection/centrality"].notna().all()
+    assert trials.drop(index=members)["selection/centrality"].isna().all()
+    assert ((selection["factor_vae"] >= 0) & (selection["factor_vae"] <= 1)).all()
+
+
+def test_a_rerun_writes_the_same_values(analysed, capsys):
+    experiment, tables = analysed
+    assert main(["analyze", str(experiment), "--quick", "--quiet"]) == 0
+    assert f"analyzed {TRIALS} trials (8 scored)" in capsys.readouterr().out
+    for name in SCHEMAS:
+        again = read_table(name, experiment / f"{name}.parquet").to_pandas()
+        first = tables[name]
+        if name == "trials":  # a measured time is the one value that differs
+            first, again = first.drop(columns="scoring_s"), again.drop(columns="scoring_s")
+        pd.testing.assert_frame_equal(first, again)
+
+
+def test_checkpoints_are_relative_to_the_tables_folder(analysed):
+    experiment, tables = analysed
+    located = tables["trials"]["checkpoint"].loc[lambda c: c != ""]
+    assert len(located) == 8 and all((experiment / c / "checkpoint.pt").is_file() for c in located)
+
+
+def test_best_checkpoint_is_the_highest_mi_before_divergence(analysed, tmp_path):
+    experiment, _ = analysed
+    analyze_experiment(experiment, out=tmp_path, counts=QUICK, checkpoint="best")
+    trials = read_table("trials", tmp_path / "trials.parquet").to_pandas().set_index("trial_id")
+    assert trials.loc[DIVERGED, "checkpoint"].endswith("checkpoint_000005")  # the diverged one is never chosen
+    assert Path(trials.loc[DIVERGED, "checkpoint"]).is_absolute()  # the tables are elsewhere
+    folder = next(experiment.glob(f"*_{IDS[0]}_*"))  # trial 0 has a mid-run and a final checkpoint
+    reports = map(json.loads, (folder / "result.json").read_text().splitlines())
+    mi = {r["checkpoint_dir_name"]: r["mi/cat"] for r in reports if "checkpoint_dir_name" in r}
+    assert Path(trials.loc[IDS[0], "checkpoint"]).name == max(mi, key=mi.get)
+
+
+# ------------------------------------------------------------------------------------ bad input
+def _cli_error(capsys: pytest.CaptureFixture, *args: str) -> str:
+    assert main(["analyze", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("infogan-study: error: ") and len(err.splitlines()) == 1
+    return err
+
+
+def test_bad_experiment_folders_are_one_line_errors(tmp_path, capsys):
+    assert "is not a folder" in _cli_error(capsys, str(tmp_path / "missing"))
+    assert "is not a Ray Tune experiment folder" in _cli_error(capsys, str(tmp_path))
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": []}))
+    assert "it holds the experiments sweep: pass one of them" in _cli_error(capsys, str(tmp_path))
+    assert "has no trials yet" in _cli_error(capsys, str(tmp_path / "sweep"))
+    (tmp_path / "sweep" / "experiment_state-2026-01-01_00-00-00.json").write_text("{not json")
+    assert "cannot read" in _cli_error(capsys, str(tmp_path / "sweep"))
+    assert "--workers -1" in _cli_error(capsys, str(tmp_path / "sweep"), "--workers", "-1")
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_nothing_is_written_when_the_analysis_fails(tmp_path, monkeypatch):
+    experiment = make_synthetic_experiment(tmp_path / "exp", trials=2, reports=3)
+
+    def broken(*args, **kwargs):
+        raise BadInputError("no room")
+
+    monkeypatch.setattr("analysis.collect.select_models", broken)
+    with pytest.raises(BadInputError, match="no room"):
+        analyze_experiment(experiment, counts=QUICK)
+    assert not list(experiment.rglob("*.parquet")) and not list(experiment.glob(".analyze-*"))
+
+
+def test_parquet_from_another_schema_version_is_refused(analysed, tmp_path):
+    experiment, _ = analysed
+    table = pq.read_table(experiment / "trials.parquet")
+    pq.write_table(table.replace_schema_metadata({METADATA_KEY: b"trials/0"}), tmp_path / "trials.parquet")
+    with pytest.raises(BadInputError, match="has schema trials/0, this version reads trials/1"):
+        read_table("trials", tmp_path / "trials.parquet")
