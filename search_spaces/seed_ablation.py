@@ -1,0 +1,31 @@
+"""`seed-ablation`: the model variants compared by Evtimova & Drozdov, plus Bidirectional-InfoGAN.
+
+Evtimova & Drozdov, "Understanding Mutual Information and its Use in InfoGAN" (2016): vanilla
+GAN, GAN with codes but lambda = 0 (G is free to ignore them; Q still measures I(c; G(z, c))),
+InfoGAN (1 categorical + 2 continuous codes + noise), InfoGAN with codes only (no noise), InfoGAN
+with the categorical code only. Plus Bidirectional-InfoGAN (Hinz & Wermter 2018: an encoder
+E(x) -> (z, c) as in BiGAN, Donahue et al. 2017, and D judging (image, latent) pairs).
+Each label equals `InfoGANConfig.variant` of the config it produces. Replicate it with `--seeds N`:
+the variance across seeds is the point of the study.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search_spaces import variant_grid
+
+DESCRIPTION = "GAN vs GAN+codes (lambda=0) vs InfoGAN vs codes-only vs categorical-only vs Bidirectional-InfoGAN"
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "gan": {"n_cat_codes": 0, "n_cont_codes": 0},
+    "gan+codes": {"lambda_info": 0.0},
+    "infogan": {},
+    "infogan-codes-only": {"noise_dim": 0},
+    "infogan-cat-only": {"noise_dim": 0, "n_cont_codes": 0},
+    "bi-infogan": {"bidirectional": True},
+}
+
+
+def space() -> dict[str, Any]:
+    return variant_grid(VARIANTS)

@@ -1,0 +1,21 @@
+"""`infogan-study resume NAME`: continue an interrupted sweep or search where it stopped."""
+
+from __future__ import annotations
+
+import argparse
+
+from study.launcher import resume_study
+from study.options import add_location_arguments
+from study.plan import normalize_storage_path
+
+NAME = "resume"
+HELP = "continue an interrupted sweep or search (finished trials stay; others resume from checkpoints)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the study's name (its folder under --storage-path)")
+    add_location_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    return resume_study(args.name, storage_path=normalize_storage_path(args.storage_path), address=args.address)

@@ -1,0 +1,41 @@
+"""`infogan-study search --dataset ... --objective ...`: Optuna TPE search driven by Ray Tune.
+
+One objective or several (multi-objective TPE). The Optuna study is persisted in the experiment
+folder (a journal file; `--optuna-storage URL` for a database) so optuna-dashboard can open it and
+`infogan-study resume` continues the same study with the same sampler.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from study.launcher import check_optuna_storage, run_study
+from study.options import add_launch_arguments, describe_plan, plan_from_args
+from trainables.errors import BadInputError
+
+NAME = "search"
+HELP = "run an Optuna TPE search (one or several objectives) through Ray Tune"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", default="optuna", help="space with distributions (default optuna)")
+    parser.add_argument("--objective", action="append", metavar="METRIC[:max|min]",
+                        help="metric to optimise (repeat for multi-objective); default mi/cat:max")  # fmt: skip
+    parser.add_argument("--optuna-storage", metavar="URL|FILE",
+                        help="Optuna storage: a database URL or journal file (default: journal in the study folder)")  # fmt: skip
+    parser.add_argument("--startup-trials", type=int, default=10, help="TPE's random start-up trials (default 10)")
+    add_launch_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.startup_trials < 0:
+        raise BadInputError(f"--startup-trials {args.startup_trials}: must be >= 0")
+    objectives = args.objective or ["mi/cat:max"]
+    if len(set(o.split(":")[0] for o in objectives)) != len(objectives):
+        raise BadInputError("the same --objective metric is given twice")
+    spec, param_space = plan_from_args(
+        args, kind="search", space=args.space, seeds=None, objectives=objectives,
+        optuna_storage=args.optuna_storage, startup_trials=args.startup_trials,
+    )  # fmt: skip
+    check_optuna_storage(spec)
+    return run_study(spec, param_space, address=args.address, announce=describe_plan(spec, param_space))

@@ -1,0 +1,23 @@
+"""`infogan-study spaces`: list the named search spaces with their one-line descriptions."""
+
+from __future__ import annotations
+
+import argparse
+
+from search_spaces import describe_spaces
+
+NAME = "spaces"
+HELP = "list the named search spaces"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # no options
+
+
+def run(args: argparse.Namespace) -> int:
+    del args
+    spaces = describe_spaces()
+    width = max(len(name) for name, _ in spaces)
+    for name, description in spaces:
+        print(f"{name:<{width}}  {description}")
+    return 0

@@ -1,0 +1,25 @@
+"""`infogan-study status NAME`: the table of a study's trials and their states."""
+
+from __future__ import annotations
+
+import argparse
+
+from study.launcher import find_study
+from study.options import add_location_arguments
+from study.plan import normalize_storage_path
+from study.status import format_table, load_trials
+
+NAME = "status"
+HELP = "print a study's trials, their state and last metrics"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the study's name (its folder under --storage-path)")
+    add_location_arguments(parser, address=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = find_study(args.name, normalize_storage_path(args.storage_path))
+    print(f"{spec.kind} {spec.name} ({spec.space}) in {spec.experiment_path}")
+    print(format_table(load_trials(spec.experiment_path), objectives=spec.objectives))
+    return 0

@@ -1,0 +1,236 @@
+"""What a study will run, checked before anything starts: the spec saved with it, its param space.
+
+A sweep or search is described by a `StudySpec` (kind, name, storage, objectives, resources,
+retries, Optuna storage). It is written as `infogan-study.json` into the experiment folder next to
+Tune's own state, so `infogan-study resume NAME` rebuilds the trainable with the same resources
+without the user repeating the flags. Every user error here raises a one-line `BadInputError`
+before Ray is contacted: unknown space or key, empty grid, a `--set` that collides with the space,
+a trial config the config dataclass refuses, an unwritable storage path, an existing name.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs
+from ray import tune
+from ray.tune.search.sample import Domain
+from ray.tune.search.variant_generator import generate_variants
+
+from search_spaces import VARIANT_KEY, variant_field
+from trainables.errors import BadInputError
+from trainables.tune_trainable import build_config
+
+SPEC_FILE = "infogan-study.json"
+# Metrics the loop reports (trainables/loop.py) and the direction that is better.
+KNOWN_DIRECTIONS = {
+    "mi/cat": "max", "mi/cat_nats": "max", "mi/cont": "max",
+    "loss/d": "min", "loss/g": "min", "loss/info": "min",
+}  # fmt: skip
+MAX_CHECKED_TRIALS = 5000  # grid points whose full config is validated up front
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    mode: str  # "max" | "min"
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.mode}"
+
+
+def parse_objective(text: str) -> Objective:
+    """`METRIC[:max|min]`; the direction may be left out for the loop's own metrics."""
+    metric, _, mode = text.partition(":")
+    metric, mode = metric.strip(), mode.strip().lower()
+    if not metric:
+        raise BadInputError(f"objective {text!r}: expected METRIC[:max|min], e.g. mi/cat:max")
+    if not mode:
+        if metric not in KNOWN_DIRECTIONS:
+            raise BadInputError(f"objective {metric!r}: say which way is better, e.g. {metric}:max or {metric}:min")
+        mode = KNOWN_DIRECTIONS[metric]
+    if mode not in ("max", "min"):
+        raise BadInputError(f"objective {text!r}: the direction must be max or min")
+    return Objective(metric, mode)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything needed to start or resume a study (saved as JSON in the experiment folder)."""
+
+    kind: str  # "sweep" | "search"
+    name: str
+    storage_path: str  # absolute local path or a URI (s3://, gs://)
+    space: str
+    objectives: tuple[Objective, ...]
+    scheduler: str = "none"  # "asha" | "none"
+    num_samples: int = 1
+    max_concurrent: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_failures: int = 2
+    optuna_storage: str | None = None  # a database URL or journal file; None = journal in the experiment
+    startup_trials: int = 10  # TPE's random start-up trials
+
+    @property
+    def experiment_path(self) -> str:
+        return join_path(self.storage_path, self.name)
+
+    @property
+    def optuna_journal(self) -> str:
+        """The embedded Optuna storage: a journal file in the experiment folder."""
+        return join_path(self.experiment_path, "optuna.journal")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> StudySpec:
+        data = json.loads(text)
+        data["objectives"] = tuple(Objective(**o) for o in data["objectives"])
+        return cls(**data)
+
+
+# ---------------------------------------------------------------------------------- storage
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def join_path(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}" if is_uri(base) else str(Path(base) / name)
+
+
+def normalize_storage_path(path: str) -> str:
+    """Absolute local path (not created) or the URI as given."""
+    return path if is_uri(path) else str(Path(path).expanduser().resolve())
+
+
+def resolve_storage_path(path: str) -> str:
+    """Absolute local path (created, checked writable) or a URI left for pyarrow to open."""
+    if is_uri(path):
+        return path
+    root = Path(path).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise BadInputError(f"--storage-path {path}: not writable ({err.strerror}); pick a folder you can write to") from None
+    return str(root)
+
+
+def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    if is_uri(path):
+        return pyarrow.fs.FileSystem.from_uri(path)
+    return pyarrow.fs.LocalFileSystem(), path
+
+
+def write_spec(spec: StudySpec) -> None:
+    fs, path = _fs(spec.experiment_path)
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(f"{path}/{SPEC_FILE}") as f:
+        f.write(spec.to_json().encode())
+
+
+def read_spec(experiment_path: str) -> StudySpec | None:
+    fs, path = _fs(experiment_path)
+    try:
+        with fs.open_input_stream(f"{path}/{SPEC_FILE}") as f:
+            return StudySpec.from_json(f.read().decode())
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def known_studies(storage_path: str) -> list[str]:
+    """Names of the studies under a local storage path (for error messages)."""
+    if is_uri(storage_path) or not Path(storage_path).is_dir():
+        return []
+    return sorted(p.parent.name for p in Path(storage_path).glob(f"*/{SPEC_FILE}"))
+
+
+def default_name(space: str, dataset: str) -> str:
+    return f"{space}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_new_study(spec: StudySpec) -> None:
+    """The study's folder must not hold a study (ours or any other Tune experiment) yet."""
+    local = None if is_uri(spec.experiment_path) else Path(spec.experiment_path)
+    if read_spec(spec.experiment_path) is not None or (local is not None and local.is_dir() and any(local.iterdir())):
+        raise BadInputError(
+            f"a study named {spec.name} already exists in {spec.storage_path}; "
+            f"continue it with `infogan-study resume {spec.name}` or pick another --name"
+        )
+
+
+# ---------------------------------------------------------------------------------- param space
+def common_settings(values: dict[str, Any], *, data_root_default: str = "data") -> dict[str, Any]:
+    """Settings every trial shares; `data_root` made absolute (trials run in their own folders)."""
+    out = dict(values)
+    root = out.get("data_root") or data_root_default
+    out["data_root"] = root if is_uri(root) else str(Path(root).expanduser().resolve())
+    return out
+
+
+def build_param_space(space_name: str, space: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    """The space plus the common settings. A common setting a variant leaves alone becomes that
+    variant's value; any other key set both ways is a conflict."""
+    merged = dict(space)
+    for key, value in common.items():
+        if key not in space:
+            merged[key] = value
+            continue
+        vf = variant_field(space[key])
+        if vf is None:
+            raise BadInputError(f"{key} is set on the command line and by search space {space_name}; drop one")
+        merged[key] = tune.sample_from(vf.with_default(value))
+    return merged
+
+
+def check_trial_configs(param_space: dict[str, Any]) -> int:
+    """Resolve the grid (one sample per point for distributions) and build every trial's config;
+    returns the number of grid points. Catches cross-field errors before anything starts."""
+    count = 0
+    for resolved_vars, resolved in generate_variants(param_space):
+        try:
+            build_config(resolved)
+        except BadInputError as err:
+            where = ", ".join(f"{'/'.join(map(str, k))}={v}" for k, v in resolved_vars.items())
+            raise BadInputError(f"trial ({where}): {err}" if where else str(err)) from None
+        count += 1
+        if count >= MAX_CHECKED_TRIALS:
+            break
+    return count
+
+
+def check_search_space(space_name: str, space: dict[str, Any]) -> None:
+    """Optuna samples distributions; grid keys (including a variant label) cannot be searched."""
+    grid_keys = [k for k, v in space.items() if isinstance(v, dict) and "grid_search" in v]
+    if grid_keys or VARIANT_KEY in space:
+        keys = ", ".join(grid_keys or [VARIANT_KEY])
+        raise BadInputError(
+            f"search space {space_name} has grid values ({keys}); `search` needs distributions: "
+            f"use `infogan-study sweep {space_name}` or the optuna space"
+        )
+    if not any(isinstance(v, Domain) for v in space.values()):
+        raise BadInputError(f"search space {space_name} has no distributions to search; use `sweep`")
+
+
+def check_resources(*, cpus: float, gpus: float, num_samples: int, max_concurrent: int | None,
+                    max_failures: int) -> None:  # fmt: skip
+    if cpus <= 0:
+        raise BadInputError(f"--cpus-per-trial {cpus}: must be > 0")
+    if gpus < 0:
+        raise BadInputError(f"--gpus-per-trial {gpus}: must be >= 0 (fractions such as 0.25 pack trials on a GPU)")
+    if gpus > 1 and gpus != int(gpus):
+        raise BadInputError(f"--gpus-per-trial {gpus}: above 1 it must be a whole number")
+    if num_samples < 1:
+        raise BadInputError(f"--num-samples {num_samples}: must be >= 1")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise BadInputError(f"--max-concurrent {max_concurrent}: must be >= 1")
+    if max_failures < 0:
+        raise BadInputError(f"--max-failures {max_failures}: must be >= 0")

@@ -1,0 +1,102 @@
+"""Connecting the driver to Ray: a local instance with this machine's resources, or a cluster.
+
+- No `--address`: `ray.init()` starts a local instance with every CPU and GPU it detects (inside
+  `ray job submit`, RAY_ADDRESS points it at the job's cluster instead).
+- `--address auto`: the cluster this machine is part of (the head node after `ray up`).
+- `--address HOST:PORT` (GCS) or `ray://HOST:PORT` (Ray Client): a remote cluster. The port is
+  probed first, because Ray itself keeps retrying an unreachable GCS for minutes; a wrong address
+  is a one-line error within `CONNECT_TIMEOUT_S`.
+- A driver that is already connected (a test, a notebook) is reused and left connected.
+
+Ray's `uv run` integration would give every worker a freshly built copy of the virtualenv (tens
+of seconds per worker); the workers of a local instance already run this interpreter and a
+cluster installs the project in its set-up commands, so it is turned off unless the user set
+RAY_ENABLE_UV_RUN_RUNTIME_ENV.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import ray
+
+from trainables.errors import BadInputError
+
+CONNECT_TIMEOUT_S = 30.0
+
+
+def _disable_uv_worker_envs() -> None:
+    if "RAY_ENABLE_UV_RUN_RUNTIME_ENV" not in os.environ:
+        from ray._private import ray_constants
+
+        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    parsed = urllib.parse.urlparse(address if "://" in address else f"gcs://{address}")
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise BadInputError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    return host, port
+
+
+def probe_address(address: str, *, timeout_s: float = 10.0) -> None:
+    """Raise BadInputError unless something accepts TCP connections at the address's host:port."""
+    host, port = _host_port(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or type(err).__name__)
+        raise BadInputError(
+            f"--address {address}: cannot reach a Ray cluster at {host}:{port} ({reason}); "
+            "check the address, or drop --address to run locally"
+        ) from None
+
+
+def init_local(*, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+    """Start a local Ray instance (all detected resources unless given)."""
+    _disable_uv_worker_envs()
+    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=True)
+
+
+def connect(address: str | None) -> bool:
+    """Connect to Ray as described above; True if this call started or joined a session (the caller
+    then shuts it down), False if one was already connected."""
+    if ray.is_initialized():
+        return False
+    _disable_uv_worker_envs()
+    if address is None:
+        init_local()
+        return True
+    if address != "auto":
+        probe_address(address, timeout_s=min(10.0, CONNECT_TIMEOUT_S))
+    try:
+        ray.init(address=address)
+    except (ConnectionError, TimeoutError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if address == "auto":
+            raise BadInputError(
+                "--address auto: no running Ray cluster on this machine; start one (`ray start --head` "
+                "or `ray up cluster.yaml`) or drop --address to run locally"
+            ) from None
+        raise BadInputError(f"--address {address}: cannot connect ({first})") from None
+    return True
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Connected for the duration of the block; disconnects only what it connected."""
+    started = connect(address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,65 @@
+"""How a study is configured before Ray runs it (no Ray processes): per-trial resources, ASHA's
+budget from steps/report_every, the Optuna searcher and its storage, the saved study spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from study.launcher import _scheduler, _searcher, check_optuna_storage
+from study.plan import Objective, StudySpec, read_spec, write_spec
+from trainables.errors import BadInputError
+from trainables.tune_trainable import with_trial_resources
+
+
+def _spec(tmp_path: Path, **changes: object) -> StudySpec:
+    base = {"kind": "sweep", "name": "s", "storage_path": str(tmp_path), "space": "categories",
+            "objectives": (Objective("mi/cat", "max"),)}  # fmt: skip
+    return StudySpec(**{**base, **changes})
+
+
+def test_trial_resources_include_fractional_gpus() -> None:
+    request = with_trial_resources(cpus=2, gpus=0.25)._resources
+    assert request.required_resources == {"CPU": 2.0, "GPU": 0.25}
+
+
+def test_asha_budget_is_the_number_of_reports(tmp_path: Path) -> None:
+    scheduler = _scheduler(_spec(tmp_path, scheduler="asha"), {"steps": 1000, "report_every": 50})
+    assert isinstance(scheduler, ASHAScheduler)
+    assert (scheduler._max_t, scheduler._metric, scheduler._mode) == (20, "mi/cat", "max")
+    assert isinstance(_scheduler(_spec(tmp_path), {}), FIFOScheduler)
+
+
+def test_asha_needs_a_fixed_number_of_steps(tmp_path: Path) -> None:
+    from ray import tune
+
+    with pytest.raises(BadInputError, match="steps and report_every fixed"):
+        _scheduler(_spec(tmp_path, scheduler="asha"), {"steps": tune.grid_search([100, 200])})
+
+
+def test_search_uses_tpe_over_a_journal_in_the_experiment_folder(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, kind="search", startup_trials=3,
+                 objectives=(Objective("mi/cat", "max"), Objective("loss/g", "min")))  # fmt: skip
+    searcher = _searcher(spec)
+    assert searcher.metric == ["mi/cat", "loss/g"] and searcher.mode == ["max", "min"]
+    assert isinstance(searcher._sampler, optuna.samplers.TPESampler) and searcher._sampler._n_startup_trials == 3
+    assert Path(spec.optuna_journal) == tmp_path / "s" / "optuna.journal"
+
+
+def test_existing_optuna_study_name_is_bad_input(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    with pytest.raises(BadInputError, match="already holds a study named s"):
+        check_optuna_storage(_spec(tmp_path, kind="search", optuna_storage=url))
+    with pytest.raises(BadInputError, match="needs a file system or a database"):
+        check_optuna_storage(_spec(tmp_path, kind="search", storage_path="s3://bucket/results"))
+
+
+def test_spec_round_trips_through_the_experiment_folder(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, gpus_per_trial=0.25, max_concurrent=3)
+    write_spec(spec)
+    assert read_spec(spec.experiment_path) == spec
+    assert read_spec(str(tmp_path / "missing")) is None

@@ -1,0 +1,198 @@
+"""Sweeps and searches with real Ray processes on one shared local Ray instance (2 CPUs).
+
+- A diverging trial ends TERMINATED with diverged=1.0 and a reason (shown as DIVERGED); the
+  other trials finish; checkpoints are written through `tune.report` and pruned to two.
+- An unknown config key makes the trial error at once with the config's one-line message.
+- A sweep whose driver is killed mid-way is completed by `infogan-study resume`: finished trials
+  are not rerun, the interrupted ones continue from their checkpoints.
+- A search whose driver is killed keeps its Optuna history and its TPE sampler after resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+from ray import tune
+from ray.tune.experiment import Trial
+
+from study.cli import main
+from study.ray_runtime import init_local
+from study.status import format_table, load_trials, trial_state
+from trainables.tune_trainable import infogan_trainable
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["--dataset", "basicprop-line", "--batch-size", "8", "--set", "width=0.125"]
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[str]:
+    """One local Ray for the module; yields its address for drivers in other processes."""
+    init_local(num_cpus=2)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def _space_file(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "space.py"
+    path.write_text(f"from ray import tune\nDESCRIPTION = 'test space'\ndef space():\n    return {body}\n")
+    return str(path)
+
+
+def _results(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+
+
+def test_diverging_trial_ends_as_such_and_the_others_finish(local_ray: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    space = _space_file(tmp_path, "{'lr_g': tune.grid_search([1e-3, 1e30]), 'seed': tune.grid_search([0, 1])}")
+    argv = ["sweep", space, *FAST, "--steps", "30", "--set", "report_every=5", "--name", "div",
+            "--storage-path", str(tmp_path / "results")]  # fmt: skip
+    assert main(argv) == 0
+    trials = load_trials(str(tmp_path / "results" / "div"))
+    assert len(trials) == 4
+    for t in trials:
+        assert t.status == "TERMINATED" and t.num_failures == 0
+        if t.config["lr_g"] > 1:
+            assert trial_state(t) == "DIVERGED" and t.last_result["diverged"] == 1.0
+            assert t.last_result["step"] < 30 and "loss" in t.last_result["reason"]
+        else:
+            assert trial_state(t) == "TERMINATED" and t.last_result["step"] == 30
+            assert t.last_result["training_iteration"] == 6 and t.last_result["status"] == "completed"
+            checkpoints = sorted(Path(t.path).glob("checkpoint_*"))
+            assert len(checkpoints) == 2 and (checkpoints[-1] / "checkpoint.pt").is_file()
+    capsys.readouterr()
+    assert main(["status", "div", "--storage-path", str(tmp_path / "results")]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if " DIVERGED " in line]
+    assert len(rows) == 2 and all("diverged at step 5: loss/" in row for row in rows)
+    assert "4 trials: 2 DIVERGED, 2 TERMINATED" in table
+
+
+def test_unknown_key_errors_the_trial_at_once_with_one_line(local_ray: str, tmp_path: Path) -> None:
+    tuner = tune.Tuner(
+        infogan_trainable,
+        param_space={"dataset": "basicprop-line", "steps": 5, "lamda_info": 0.5},
+        run_config=tune.RunConfig(name="bad", storage_path=str(tmp_path), verbose=0),
+    )
+    results = tuner.fit()
+    assert results.num_errors == 1
+    assert "unknown config field 'lamda_info'; did you mean lambda_info?" in str(results[0].error)
+    trials = load_trials(str(tmp_path / "bad"))
+    assert trials[0].last_result.get("training_iteration") is None  # nothing was trained or reported
+    assert "BadInputError: unknown config field 'lamda_info'" in format_table(trials)
+
+
+# ---------------------------------------------------------------------------------- driver killed
+def _start_driver(argv: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as f:
+        return subprocess.Popen([sys.executable, "-m", "study.cli", *argv], cwd=REPO, stdout=f, stderr=f, env=env)
+
+
+def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"driver exited early:\n{log.read_text()[-3000:]}"
+        try:
+            if condition():
+                return
+        except Exception:  # noqa: BLE001 - state files mid-write; try again
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"condition not reached in {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_resume_completes_a_sweep_whose_driver_was_killed(local_ray: str, tmp_path: Path) -> None:
+    storage = tmp_path / "results"
+    experiment = storage / "killed"
+    steps, every = 600, 20  # ~10-30 s a trial: the third trial runs alone long enough to be caught
+    space = _space_file(tmp_path, "{'seed': tune.grid_search([0, 1, 2])}")
+    argv = ["sweep", space, *FAST, "--steps", str(steps), "--set", f"report_every={every}",
+            "--name", "killed", "--storage-path", str(storage), "--address", local_ray]  # fmt: skip
+    proc = _start_driver(argv, tmp_path / "driver.log")
+
+    def midway(t: Trial) -> bool:  # checkpointed, with at least half of its run still to go
+        return trial_state(t) == "UNFINISHED" and t.checkpoint is not None and t.last_result["step"] <= steps // 2
+
+    def finished_and_midway() -> bool:
+        trials = load_trials(str(experiment))
+        return any(t.status == "TERMINATED" for t in trials) and any(midway(t) for t in trials)
+
+    _wait_for(finished_and_midway, proc, tmp_path / "driver.log", timeout_s=400)
+    _kill(proc)
+    before = {t.trial_id: t for t in load_trials(str(experiment))}
+    done = {i: (Path(t.path) / "result.json").read_text() for i, t in before.items() if t.status == "TERMINATED"}
+    resumed = {i: len(_results(Path(t.path))) for i, t in before.items() if midway(t)}  # id -> rows so far
+    assert done and resumed
+
+    assert main(["resume", "killed", "--storage-path", str(storage)]) == 0
+    after = load_trials(str(experiment))
+    assert len(after) == 3 and all(t.status == "TERMINATED" for t in after)
+    for t in after:
+        assert t.last_result["step"] == steps and t.last_result["training_iteration"] == steps // every
+        if t.trial_id in done:  # not rerun: its results are exactly as before the kill
+            assert (Path(t.path) / "result.json").read_text() == done[t.trial_id]
+        if t.trial_id in resumed:  # continued from its checkpoint, not from step 0
+            new_rows = _results(Path(t.path))[resumed[t.trial_id]:]
+            assert new_rows and new_rows[0]["step"] > every
+
+
+@pytest.mark.slow
+def test_resumed_search_keeps_optuna_history_and_tpe_sampler(local_ray: str, tmp_path: Path) -> None:
+    storage = tmp_path / "results"
+    experiment = storage / "tpe"
+    journal = experiment / "optuna.journal"
+    argv = ["search", *FAST, "--steps", "200", "--set", "report_every=20", "--num-samples", "6",
+            "--startup-trials", "2", "--objective", "mi/cat", "--objective", "loss/g", "--name", "tpe",
+            "--storage-path", str(storage), "--address", local_ray]  # fmt: skip
+    proc = _start_driver(argv, tmp_path / "driver.log")
+
+    def study() -> optuna.Study:
+        storage_ = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+        return optuna.load_study(study_name="tpe", storage=storage_)
+
+    def two_told_and_snapshotted() -> bool:
+        complete = [t for t in study().trials if t.state == optuna.trial.TrialState.COMPLETE]
+        return len(complete) >= 2 and sum(t.status == "TERMINATED" for t in load_trials(str(experiment))) >= 2
+
+    _wait_for(two_told_and_snapshotted, proc, tmp_path / "driver.log", timeout_s=400)
+    _kill(proc)
+    history = {t.number: (t.params, t.values) for t in study().trials if t.state == optuna.trial.TrialState.COMPLETE}
+
+    assert main(["resume", "tpe", "--storage-path", str(storage)]) == 0
+    trials = study().trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 6 and all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+    for number, (params, values) in history.items():  # the history survived unchanged
+        assert (trials[number].params, trials[number].values) == (params, values)
+    tune_trials = load_trials(str(experiment))
+    assert len(tune_trials) == 6 and all(t.status == "TERMINATED" for t in tune_trials)
+    # every Tune trial ran a configuration Optuna suggested and was told its result
+    suggested = [t.params for t in complete]
+    assert all({k: t.config[k] for k in suggested[0]} in suggested for t in tune_trials)
+    # the restored searcher is the TPE sampler over the same study, not a fresh random search
+    state_file = max(experiment.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    searcher_state = pickle.loads(state_file.read_bytes())
+    sampler = searcher_state["_ot_study"].sampler
+    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 2
+    assert searcher_state["_ot_study"].study_name == "tpe"
