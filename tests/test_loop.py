@@ -30,7 +30,7 @@ def tiny(**values) -> InfoGANConfig:
         {"noise_dim": 0, "n_cont_codes": 0},  # categorical only
         {"bidirectional": True},  # Bidirectional-InfoGAN
         {"instance_noise": 0.5, "instance_noise_steps": 3},
-        {"q_fixed_std": True, "cont_weight": 0.4, "n_cat_codes": 2, "cat_dim": 20},
+        {"q_fixed_std": False, "cont_weight": 0.4, "n_cat_codes": 2, "cat_dim": 20},  # learned std
         {"d_optimizer": "sgd", "precision": "bf16"},
         {"dataset": "basicprop-rects", "image_size": 32},  # the 32x32 architecture
         {"dataset": "sprites", "image_size": 64, "width": 0.05, "batch_size": 4},  # the 64x64 one

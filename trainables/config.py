@@ -57,7 +57,8 @@ class InfoGANConfig:
     # --- information term ---
     lambda_info: float = _f(1.0, "weight lambda of the mutual-information term L_I (0 = codes ignored by G)", min=0.0)
     cont_weight: float = _f(1.0, "continuous/categorical loss ratio: L_I = CE_cat + cont_weight * NLL_cont", min=0.0)
-    q_fixed_std: bool = _f(False, "fix Q's continuous std to 1 (official code) instead of learning a log-std (paper)")
+    q_fixed_std: bool = _f(True, "fix Q's continuous std to 1 (official code; default: a learned log-std lets the "
+                              "NLL's 1/std^2 gradients swamp G's, MNIST samples turned to noise) or learn it (paper)")
     bidirectional: bool = _f(False, "Bidirectional-InfoGAN: encoder E(x) -> (z, c); D judges (image, latent) pairs")
     # --- discriminator input noise ---
     instance_noise: float = _f(0.0, "std of Gaussian noise added to D's real and fake inputs (data in [-1, 1])", min=0.0)
