@@ -29,7 +29,7 @@ GROUPS = {  # name -> (config changes, disentanglement per seed, FD per seed)
     "noise": ({"instance_noise": 0.1}, [0.93, 0.97, 0.94], [14.0, 15.0, 13.0]),
     "default": ({}, [0.92, 0.95, 0.90], [12.0, 11.0, 13.0]),
     "lam05": ({"lambda_info": 0.5}, [0.85, 0.88, 0.86], [9.0, 8.5, 9.5]),
-    "sgd": ({"d_optimizer": "sgd", "q_fixed_std": True}, [0.60, 0.65, 0.55], [20.0, 22.0, 21.0]),
+    "sgd": ({"d_optimizer": "sgd", "q_fixed_std": False}, [0.60, 0.65, 0.55], [20.0, 22.0, 21.0]),
     "hi_lr": ({"lr_d": 0.002}, [NAN, NAN, 0.50], [NAN, NAN, 30.0]),
     "lam0": ({"lambda_info": 0.0}, [0.25, 0.30, 0.28], [7.0, 7.5, 6.8]),
 }
