@@ -97,8 +97,9 @@ def run_sweep(storage: Path, name: str, *, steps: int, trials: int, reuse_actors
         "from ray import tune\nDESCRIPTION = 'seeds'\n"
         f"def space():\n    return {{'seed': tune.grid_search(list(range({trials})))}}\n"
     )
+    every = steps // REPORTS_PER_TRIAL
     argv = ["sweep", str(space), "--dataset", BASE["dataset"], "--batch-size", str(BASE["batch_size"]),
-            "--set", f"width={BASE['width']}", "--steps", str(steps), "--set", f"report_every={steps // REPORTS_PER_TRIAL}",
+            "--set", f"width={BASE['width']}", "--steps", str(steps), "--set", f"report_every={every}",
             "--name", name, "--storage-path", str(storage)]  # fmt: skip
     timeline = Timeline()
     start = time.perf_counter()
@@ -123,7 +124,7 @@ def breakdown(experiment: Path, timeline: Timeline, *, batch: int, every: int, s
         step_times = [every * batch / r["perf/images_per_s"] for r in rows]
         # iteration i > 0 = its steps + the previous report; the last report's own cost is not in
         # time_total_s, so it is counted as the mean of the others
-        overheads = [r["time_this_iter_s"] - s for r, s in zip(rows[1:], step_times[1:])]
+        overheads = [r["time_this_iter_s"] - s for r, s in zip(rows[1:], step_times[1:], strict=True)]
         out["train"] += sum(step_times)
         out["setup"] += rows[0]["time_this_iter_s"] - step_times[0]
         out["reports"] += sum(overheads) + (sum(overheads) / len(overheads) if overheads else 0.0)
@@ -156,9 +157,11 @@ def main() -> None:
                                        reuse_actors=not args.no_reuse_actors)  # fmt: skip
             parts = breakdown(Path(tmp) / name, timeline, batch=BASE["batch_size"], every=steps // REPORTS_PER_TRIAL,
                               slots=slots, wall=wall)  # fmt: skip
-            rows.append((length, steps, trials, parts["train"] / trials, wall, {k: v / (wall * slots) for k, v in parts.items()}))
+            fractions = {k: v / (wall * slots) for k, v in parts.items()}
+            rows.append((length, steps, trials, parts["train"] / trials, wall, fractions))
     ray.shutdown()
-    print(f"\n{'target':>6} {'steps':>6} {'trials':>6} {'train/trial':>11} {'wall':>7}  " + "  ".join(f"{c:>12}" for c in columns))
+    header = f"\n{'target':>6} {'steps':>6} {'trials':>6} {'train/trial':>11} {'wall':>7}  "
+    print(header + "  ".join(f"{c:>12}" for c in columns))
     for length, steps, trials, per_trial, wall, fractions in rows:
         print(f"{length:>5.0f}s {steps:>6} {trials:>6} {per_trial:>10.1f}s {wall:>6.1f}s  "
               + "  ".join(f"{fractions[c]:>12.2f}" for c in columns))  # fmt: skip

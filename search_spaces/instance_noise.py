@@ -12,7 +12,7 @@ from typing import Any
 
 from search_spaces import variant_grid
 
-DESCRIPTION = "instance noise std {0, 0.05, 0.1, 0.2, 0.4}, constant or annealed to 0 over 2500 steps (basicprop-line/-rects, mnist)"
+DESCRIPTION = "instance noise std 0 to 0.4, constant or annealed to 0 over 2500 steps (basicprop-line/-rects, mnist)"
 
 LEVELS = (0.05, 0.1, 0.2, 0.4)
 ANNEAL_STEPS = 2500  # half of the default run

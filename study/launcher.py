@@ -26,8 +26,8 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from study.plan import StudySpec, is_uri, join_path, known_studies, read_spec, write_spec
 from study import tune_state
+from study.plan import StudySpec, is_uri, join_path, known_studies, read_spec, write_spec
 from study.ray_runtime import ray_session
 from study.status import format_table, load_trials
 from trainables.config import InfoGANConfig

@@ -20,11 +20,19 @@ DEFAULT_STORAGE = "./results"
 
 
 def add_location_arguments(p: argparse.ArgumentParser, *, address: bool = True) -> None:
-    p.add_argument("--storage-path", default=DEFAULT_STORAGE, metavar="DIR|URI",
-                   help="where studies live: a folder (shared on a cluster) or s3://... (default ./results)")  # fmt: skip
+    p.add_argument(
+        "--storage-path",
+        default=DEFAULT_STORAGE,
+        metavar="DIR|URI",
+        help="where studies live: a folder (shared on a cluster) or s3://... (default ./results)",
+    )
     if address:
-        p.add_argument("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:PORT",
-                       help="Ray cluster to use (default: start a local Ray with this machine's resources)")  # fmt: skip
+        p.add_argument(
+            "--address",
+            default=None,
+            metavar="auto|HOST:PORT|ray://HOST:PORT",
+            help="Ray cluster to use (default: a local Ray with this machine's resources)",
+        )
 
 
 def add_launch_arguments(p: argparse.ArgumentParser) -> None:

@@ -120,7 +120,9 @@ def resolve_storage_path(path: str) -> str:
         with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise BadInputError(f"--storage-path {path}: not writable ({err.strerror}); pick a folder you can write to") from None
+        raise BadInputError(
+            f"--storage-path {path}: not writable ({err.strerror}); pick a folder you can write to"
+        ) from None
     return str(root)
 
 

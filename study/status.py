@@ -95,7 +95,7 @@ def format_table(trials: Sequence[Trial], *, objectives: Sequence[Any] = ()) -> 
     metrics += [o.metric for o in objectives if o.metric not in metrics]
     header, rows = table_rows(trials, metrics=metrics)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     counts: dict[str, int] = {}
     for t in trials:
         counts[trial_state(t)] = counts.get(trial_state(t), 0) + 1

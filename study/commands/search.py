@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objective", action="append", metavar="METRIC[:max|min]",
                         help="metric to optimise (repeat for multi-objective); default mi/cat:max")  # fmt: skip
     parser.add_argument("--optuna-storage", metavar="URL|FILE",
-                        help="Optuna storage: a database URL or journal file (default: journal in the study folder)")  # fmt: skip
+                        help="database URL or journal file (default: optuna.journal in the study folder)")  # fmt: skip
     parser.add_argument("--startup-trials", type=int, default=10, help="TPE's random start-up trials (default 10)")
     add_launch_arguments(parser)
 

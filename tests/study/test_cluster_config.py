@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import jsonschema
+import ray.autoscaler
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
-
-import ray.autoscaler
 
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
 

@@ -20,6 +20,7 @@ from study.ray_runtime import connect
 from study.status import load_trials
 
 STEPS, EVERY = 600, 20
+SPACE = "from ray import tune\nDESCRIPTION = 'two seeds'\ndef space():\n    return {'seed': tune.grid_search([0, 1])}\n"
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def _remove_a_trial_node_midway(cluster: Cluster, experiment: Path, sweep: threa
     (Ray starts node processes only from there); the sweep's driver runs in `sweep`."""
     while sweep.is_alive():
         progress = [_steps(d) for d in experiment.glob("trial_*")]
-        if len(progress) == 2 and all(3 <= len(p) and p[-1] <= STEPS // 2 for p in progress):
+        if len(progress) == 2 and all(len(p) >= 3 and p[-1] <= STEPS // 2 for p in progress):
             driver_node = ray._private.worker.global_worker.node._raylet_socket_name
             victim = next(n for n in cluster.worker_nodes if n._raylet_socket_name != driver_node)
             cluster.remove_node(victim, allow_graceful=False)
@@ -62,7 +63,7 @@ def _remove_a_trial_node_midway(cluster: Cluster, experiment: Path, sweep: threa
 @pytest.mark.slow
 def test_trial_resumes_from_checkpoint_after_its_node_is_lost(cluster: Cluster, tmp_path: Path) -> None:
     space = tmp_path / "space.py"
-    space.write_text("from ray import tune\nDESCRIPTION = 'x'\ndef space():\n    return {'seed': tune.grid_search([0, 1])}\n")
+    space.write_text(SPACE)
     experiment = tmp_path / "results" / "nodeloss"
     argv = ["sweep", str(space), "--dataset", "basicprop-line", "--batch-size", "8", "--set", "width=0.125",
             "--steps", str(STEPS), "--set", f"report_every={EVERY}", "--max-failures", "1",

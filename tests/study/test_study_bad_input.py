@@ -39,7 +39,7 @@ def _run_bad(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
         (["sweep", "no-such-space", *QUICK], "known: categories, instance-noise, lambda-ratio, optuna, seed-ablation"),
         (["sweep", "seed-ablation", "--seeds", "0", *QUICK], "--seeds 0"),
         (["sweep", "seed-ablation", "--set", "noise_dimm=3", *QUICK], "unknown config field 'noise_dimm'"),
-        (["sweep", "categories", "--set", "cat_dim=4", *QUICK], "cat_dim is set on the command line and by search space"),
+        (["sweep", "categories", "--set", "cat_dim=4", *QUICK], "cat_dim is set on the command line and by search"),
         (["sweep", "seed-ablation", "--cpus-per-trial", "0", *QUICK], "--cpus-per-trial"),
         (["sweep", "seed-ablation", "--scheduler", "asha", "--metric", "mi/cat:up", *QUICK], "max or min"),
         (["sweep", "seed-ablation", "--name", "a/b", *QUICK], "--name 'a/b'"),
@@ -58,7 +58,7 @@ def test_bad_sweep_and_search_arguments(capsys: pytest.CaptureFixture[str], tmp_
 
 def test_empty_grid_in_a_space_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     space = tmp_path / "empty.py"
-    space.write_text("from ray import tune\nDESCRIPTION = 'x'\ndef space():\n    return {'seed': tune.grid_search([])}\n")
+    space.write_text("from ray import tune\nDESCRIPTION = 'x'\ndef space():\n    return {'seed': tune.grid_search([])}")
     line = _run_bad(capsys, ["sweep", str(space), *QUICK, "--storage-path", str(tmp_path / "r")])
     assert "grid for seed is empty" in line
 

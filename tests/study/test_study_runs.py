@@ -55,6 +55,7 @@ def _results(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_diverging_trial_ends_as_such_and_the_others_finish(local_ray: str, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     space = _space_file(tmp_path, "{'lr_g': tune.grid_search([1e-3, 1e30]), 'seed': tune.grid_search([0, 1])}")
@@ -153,7 +154,7 @@ def test_resume_completes_a_sweep_whose_driver_was_killed(local_ray: str, tmp_pa
         if t.trial_id in done:  # not rerun: its results are exactly as before the kill
             assert (Path(t.path) / "result.json").read_text() == done[t.trial_id]
         if t.trial_id in resumed:  # continued from its checkpoint, not from step 0
-            new_rows = _results(Path(t.path))[resumed[t.trial_id]:]
+            new_rows = _results(Path(t.path))[resumed[t.trial_id] :]
             assert new_rows and new_rows[0]["step"] > every
 
 
