@@ -153,13 +153,17 @@ def make_synthetic_experiment(path: str | Path, *, trials: int = 100, reports: i
 
 
 def _time_analyze(experiment: Path, *extra: str) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one `infogan-study analyze` process. CPU time is the steadier
+    return _time_command("analyze", str(experiment), "--quiet", *extra)
+
+
+def _time_command(*argv: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one `infogan-study ...` process. CPU time is the steadier
     figure on a shared machine, where other work stretches the wall time."""
     start, cpu = time.perf_counter(), _children_cpu_s()
-    command = [sys.executable, "-c", "import sys; from study.cli import main; sys.exit(main())", "analyze"]
-    done = subprocess.run([*command, str(experiment), "--quiet", *extra], check=False, capture_output=True, text=True)
+    command = [sys.executable, "-c", "import sys; from study.cli import main; sys.exit(main())", *argv]
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"analyze failed ({done.returncode}): {done.stderr.strip()}")
+        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()}")
     return round(time.perf_counter() - start, 2), round(_children_cpu_s() - cpu, 2)
 
 
@@ -185,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         results["analyze_quick_warm_wall_cpu_s"] = _time_analyze(experiment, "--quick")
         scoring = pq.read_table(experiment / "trials.parquet", columns=["scoring_s"]).column(0).to_numpy()
         results["quick_scoring_s_per_trial_median"] = round(float(np.nanmedian(scoring)), 3)
+        results["report_wall_cpu_s"] = _time_command("report", str(experiment), "-o", str(Path(tmp) / "r.html"))
+        results["analyze_warm_plus_report_wall_s"] = round(
+            results["analyze_quick_warm_wall_cpu_s"][0] + results["report_wall_cpu_s"][0], 2
+        )
         if args.full_trials:  # the first 4 trials are vanilla GANs (no codes): N InfoGAN trials after them
             full = make_synthetic_experiment(Path(tmp) / "full", trials=SEEDS_PER_GROUP + args.full_trials, reports=20)
             results["analyze_full_wall_cpu_s"] = _time_analyze(full)
