@@ -61,10 +61,32 @@ def probe_address(address: str, *, timeout_s: float = 10.0) -> None:
         ) from None
 
 
+def starts_local_instance(address: str | None) -> bool:
+    """Whether `connect(address)` would start a Ray instance on this machine."""
+    return address is None and not ray.is_initialized() and "RAY_ADDRESS" not in os.environ
+
+
+def check_local_fit(*, cpus: float, gpus: float) -> None:
+    """A trial must fit on this machine when the study runs on a local instance (no autoscaler
+    would add a node; Tune would wait for ever)."""
+    import torch
+
+    have_cpus, have_gpus = os.cpu_count() or 1, torch.cuda.device_count()
+    if cpus > have_cpus:
+        raise BadInputError(f"--cpus-per-trial {cpus:g}: this machine has {have_cpus} CPUs")
+    if gpus > have_gpus:
+        if have_gpus == 0:
+            raise BadInputError(
+                f"--gpus-per-trial {gpus:g}: this machine has no GPU; use 0, or --address a GPU cluster"
+            )
+        raise BadInputError(f"--gpus-per-trial {gpus:g}: this machine has {have_gpus} GPU(s)")
+
+
 def init_local(*, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     """Start a local Ray instance (all detected resources unless given)."""
     _disable_uv_worker_envs()
-    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=True)
+    # address="local": always a new instance; with None, Ray joins any cluster already running here
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=True)
 
 
 def connect(address: str | None) -> bool:
