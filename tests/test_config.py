@@ -43,6 +43,7 @@ def test_every_studied_variant_is_reachable(values, variant):
         ({"lambda_info": "lots"}, "lambda_info='lots' is not a valid float"),
         ({"bidirectional": "maybe"}, "bidirectional='maybe' is not a valid bool"),
         ({"lr_d": 0.0}, "lr_d must be > 0"),
+        ({"beta1": 1.0}, "beta1=1.0 is out of range: beta1 must be < 1.0"),
         ({"lambda_info": float("nan")}, "must be a finite number"),
     ],
 )

@@ -72,8 +72,8 @@ class InfoGANConfig:
     d_optimizer: str = _f("adam", "optimiser of D (and the shared trunk)", choices=("adam", "sgd"))
     lr_d: float = _f(2e-4, "learning rate of D", min=0.0, exclusive_min=True)
     lr_g: float = _f(1e-3, "learning rate of G and Q's head (and E for Bidirectional-InfoGAN)", min=0.0, exclusive_min=True)
-    beta1: float = _f(0.5, "Adam beta1 (D and G)", min=0.0, max=1.0)
-    beta2: float = _f(0.999, "Adam beta2 (D and G)", min=0.0, max=1.0)
+    beta1: float = _f(0.5, "Adam beta1 (D and G)", min=0.0, max=1.0, exclusive_max=True)
+    beta2: float = _f(0.999, "Adam beta2 (D and G)", min=0.0, max=1.0, exclusive_max=True)
     precision: str = _f("fp32", "fp32, or bf16 autocast of convolutions/matmuls (CUDA; CPUs with AVX512-BF16/AMX)", choices=("fp32", "bf16"))
     # --- bookkeeping ---
     seed: int = _f(0, "random seed (model init, latent sampling, data order, instance noise)", min=0)
@@ -123,8 +123,9 @@ class InfoGANConfig:
                 if lo is not None and (value < lo or (meta.get("exclusive_min") and value == lo)):
                     op = ">" if meta.get("exclusive_min") else ">="
                     raise BadInputError(f"{f.name}={value} is out of range: {f.name} must be {op} {lo}")
-                if hi is not None and value > hi:
-                    raise BadInputError(f"{f.name}={value} is out of range: {f.name} must be <= {hi}")
+                if hi is not None and (value > hi or (meta.get("exclusive_max") and value == hi)):
+                    op = "<" if meta.get("exclusive_max") else "<="
+                    raise BadInputError(f"{f.name}={value} is out of range: {f.name} must be {op} {hi}")
         if self.noise_dim == 0 and not self.has_codes:
             raise BadInputError(
                 "no latent input: noise_dim=0 with no codes; set noise_dim > 0 or n_cat_codes/n_cont_codes > 0"
