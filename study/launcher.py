@@ -28,7 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from study import tune_state
 from study.plan import StudySpec, is_uri, join_path, known_studies, read_spec, write_spec
-from study.ray_runtime import ray_session
+from study.ray_runtime import check_local_fit, ray_session, starts_local_instance
 from study.status import format_table, load_trials
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
@@ -177,6 +177,8 @@ def _finish(spec: StudySpec, results: tune.ResultGrid) -> int:
 def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | None, announce: str = "") -> int:
     """Start a new sweep or search (everything already checked) and wait for it."""
     _scheduler(spec, param_space)  # its bad input, before Ray starts
+    if starts_local_instance(address):
+        check_local_fit(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
     with ray_session(address):
         if announce:
             print(announce, flush=True)
@@ -199,6 +201,8 @@ def find_study(name: str, storage_path: str) -> StudySpec:
 def resume_study(name: str, *, storage_path: str, address: str | None) -> int:
     """Continue an interrupted study: finished trials stay, the rest resume from checkpoints."""
     spec = find_study(name, storage_path)
+    if starts_local_instance(address):
+        check_local_fit(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
     if not is_uri(spec.experiment_path):
         for file_name in tune_state.repair(Path(spec.experiment_path)):
             print(f"repaired {file_name} (truncated when the driver stopped) from Tune's staging copy")

@@ -86,5 +86,12 @@ def infogan_trainable(trial_config: dict[str, Any]) -> None:
 
 
 def with_trial_resources(*, cpus: float, gpus: float) -> Callable[[dict[str, Any]], None]:
-    """The trainable with its per-trial resource request (fractional GPUs pack trials on a GPU)."""
-    return tune.with_resources(infogan_trainable, {"cpu": cpus, "gpu": gpus})
+    """The trainable with its per-trial resource request (fractional GPUs pack trials on a GPU).
+    `tune.with_resources` sets an attribute on the function it is given, so it gets a fresh
+    wrapper (same name, so trial names and `Tuner.restore` see `infogan_trainable`)."""
+
+    def trainable(trial_config: dict[str, Any]) -> None:
+        infogan_trainable(trial_config)
+
+    trainable.__name__ = infogan_trainable.__name__
+    return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})

@@ -12,7 +12,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from study.launcher import _scheduler, _searcher, check_optuna_storage
 from study.plan import Objective, StudySpec, read_spec, write_spec
 from trainables.errors import BadInputError
-from trainables.tune_trainable import with_trial_resources
+from trainables.tune_trainable import infogan_trainable, with_trial_resources
 
 
 def _spec(tmp_path: Path, **changes: object) -> StudySpec:
@@ -22,8 +22,10 @@ def _spec(tmp_path: Path, **changes: object) -> StudySpec:
 
 
 def test_trial_resources_include_fractional_gpus() -> None:
-    request = with_trial_resources(cpus=2, gpus=0.25)._resources
-    assert request.required_resources == {"CPU": 2.0, "GPU": 0.25}
+    trainable = with_trial_resources(cpus=2, gpus=0.25)
+    assert trainable._resources.required_resources == {"CPU": 2.0, "GPU": 0.25}
+    assert trainable.__name__ == "infogan_trainable"
+    assert not hasattr(infogan_trainable, "_resources")  # the shared function is left alone
 
 
 def test_asha_budget_is_the_number_of_reports(tmp_path: Path) -> None:

@@ -92,6 +92,19 @@ def test_unwritable_storage_path(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "--storage-path" in line and "not writable" in line
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--cpus-per-trial", "4096", "this machine has"),
+        ("--gpus-per-trial", "9999", "--gpus-per-trial 9999: this machine"),
+    ],
+)
+def test_trial_that_cannot_fit_on_this_machine(capsys: pytest.CaptureFixture[str], tmp_path: Path, flag: str,
+                                               value: str, message: str) -> None:  # fmt: skip
+    line = _run_bad(capsys, ["sweep", "categories", *QUICK, flag, value, "--storage-path", str(tmp_path)])
+    assert message in line and not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("command", ["resume", "status"])
 def test_unknown_study_name(capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str) -> None:
     (tmp_path / "other").mkdir()
