@@ -79,8 +79,6 @@ def _reference(batch_size: int, steps: int, warmup: int, device: str, data_root:
 
 
 def _ours(batch_size: int, steps: int, warmup: int, device: str, data_root: str, overrides: dict) -> float:
-    import torch
-
     from trainables.config import InfoGANConfig
     from trainables.data import load_data
     from trainables.loop import Trainer

@@ -85,3 +85,21 @@ def sample_codes_and_factors(
         codes.append(represent(represent_fn, observations))
         factors.append(np.asarray(batch_factors, dtype=np.int64))
     return np.concatenate(codes).T, np.concatenate(factors).T
+
+
+def sample_train_test(
+    data: GroundTruthData,
+    represent_fn: RepresentationFn,
+    rng: np.random.Generator,
+    *,
+    num_train: int,
+    num_test: int,
+    batch_size: int,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Independent train and test draws of `sample_codes_and_factors` (for the classifier-based
+    metrics, DCI and SAP): ((codes, factors) train, (codes, factors) test)."""
+    check_count("num_train", num_train, minimum=2)
+    check_count("num_test", num_test)
+    train = sample_codes_and_factors(data, represent_fn, rng, num_points=num_train, batch_size=batch_size)
+    test = sample_codes_and_factors(data, represent_fn, rng, num_points=num_test, batch_size=batch_size)
+    return train, test

@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from analysis.metrics._sampling import GroundTruthData, RepresentationFn, check_count, sample_codes_and_factors
+from analysis.metrics._sampling import GroundTruthData, RepresentationFn, sample_train_test
 from trainables.errors import BadInputError
 
 
@@ -49,13 +49,8 @@ def compute_dci(
     batch_size: int = 256,
 ) -> dict[str, float]:
     """DCI of a representation: `disentanglement`, `completeness`, `informativeness_train/test`."""
-    check_count("num_train", num_train, minimum=2)
-    check_count("num_test", num_test)
-    codes_train, factors_train = sample_codes_and_factors(
-        data, represent_fn, rng, num_points=num_train, batch_size=batch_size
-    )
-    codes_test, factors_test = sample_codes_and_factors(
-        data, represent_fn, rng, num_points=num_test, batch_size=batch_size
+    (codes_train, factors_train), (codes_test, factors_test) = sample_train_test(
+        data, represent_fn, rng, num_train=num_train, num_test=num_test, batch_size=batch_size
     )
     importance, train_acc, test_acc = _importance_gbt(
         codes_train, factors_train, codes_test, factors_test, seed=int(rng.integers(2**31))

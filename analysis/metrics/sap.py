@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from analysis.metrics._sampling import GroundTruthData, RepresentationFn, check_count, sample_codes_and_factors
+from analysis.metrics._sampling import GroundTruthData, RepresentationFn, sample_train_test
 
 
 def compute_sap(
@@ -36,13 +36,8 @@ def compute_sap(
     batch_size: int = 256,
 ) -> dict[str, float]:
     """SAP score of a representation on i.i.d. train/test samples: {"sap"}."""
-    check_count("num_train", num_train, minimum=2)
-    check_count("num_test", num_test)
-    codes_train, factors_train = sample_codes_and_factors(
-        data, represent_fn, rng, num_points=num_train, batch_size=batch_size
-    )
-    codes_test, factors_test = sample_codes_and_factors(
-        data, represent_fn, rng, num_points=num_test, batch_size=batch_size
+    (codes_train, factors_train), (codes_test, factors_test) = sample_train_test(
+        data, represent_fn, rng, num_train=num_train, num_test=num_test, batch_size=batch_size
     )
     scores = _score_matrix(codes_train, factors_train, codes_test, factors_test)
     return {"sap": _top_two_gap(scores)}
