@@ -4,12 +4,25 @@ categories, continuous codes sweep [-2, 2] (the paper goes beyond the training r
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torchvision.utils import make_grid, save_image
 
 from trainables.models import InfoGAN, Latent
+
+
+@contextlib.contextmanager
+def _eval_mode(model: InfoGAN) -> Iterator[None]:
+    """BatchNorm on running statistics while drawing; the caller's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def code_names(model: InfoGAN) -> list[str]:
@@ -36,10 +49,8 @@ def traversal_images(model: InfoGAN, code: str, *, rows: int = 8, cols: int = 10
         latent.cat[:, idx] = values.repeat(rows)
     else:
         latent.cont[:, idx] = values.repeat(rows)
-    was_training = model.training
-    model.eval()
-    images = model.generate(latent)
-    model.train(was_training)
+    with _eval_mode(model):
+        images = model.generate(latent)
     return (images.clamp(-1, 1) + 1) / 2
 
 
@@ -47,10 +58,8 @@ def traversal_images(model: InfoGAN, code: str, *, rows: int = 8, cols: int = 10
 def sample_images(model: InfoGAN, *, n: int = 64, seed: int = 0) -> torch.Tensor:
     """(n, C, H, W) random samples in [0, 1] (for models without codes)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    images = model.generate(model.sample_latent(n, torch.Generator(device).manual_seed(seed)))
-    model.train(was_training)
+    with _eval_mode(model):
+        images = model.generate(model.sample_latent(n, torch.Generator(device).manual_seed(seed)))
     return (images.clamp(-1, 1) + 1) / 2
 
 
