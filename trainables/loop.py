@@ -125,7 +125,10 @@ class Trainer:
                 fake_logits = m.d_head(h_fake).squeeze(1).float()
             loss_d = d_loss(real_logits, fake_logits)
             loss_d_total = loss_d
-            if lam > 0 and not cfg.bidirectional and m.q_head is not None:
+            if m.q_with_d:  # Q's head learns here (on detached trunk features when lambda = 0)
+                codes_d = _float_codes(m.q_head(h_fake if lam > 0 else h_fake.detach())[0])
+                loss_d_total = loss_d + (lam if lam > 0 else 1.0) * info_loss(codes_d, latent, cont_weight=cfg.cont_weight).loss
+            elif lam > 0 and not cfg.bidirectional and m.q_head is not None:
                 # the shared trunk learns to keep the codes readable (official code: D's loss - lambda * MI)
                 codes_d = _float_codes(m.q_head(h_fake)[0])
                 loss_d_total = loss_d + lam * info_loss(codes_d, latent, cont_weight=cfg.cont_weight).loss
@@ -147,8 +150,12 @@ class Trainer:
                 codes = m.q_head(h if lam > 0 else h.detach())[0] if m.q_head is not None else None
             if codes is not None:
                 info = info_loss(_float_codes(codes), latent, cont_weight=cfg.cont_weight)
-                # lambda = 0: Q's head still learns (on detached inputs) so the bound can be measured
-                loss_g = loss_adv + (lam if lam > 0 else 1.0) * info.loss
+                if lam > 0:
+                    loss_g = loss_adv + lam * info.loss
+                elif m.q_with_d:  # Q's head learned in the D step; `info` still measures the bound
+                    loss_g = loss_adv
+                else:  # lambda = 0: Q's head still learns (on detached inputs) so the bound can be measured
+                    loss_g = loss_adv + info.loss
                 info_vals = (info.loss.detach(), info.ce_per_code.detach(), info.nll_per_code.detach())
             else:
                 loss_g = loss_adv

@@ -163,7 +163,10 @@ class InfoGAN(nn.Module):
     # ----------------------------------------------------------------- latent codes
     def sample_latent(self, n: int, generator: torch.Generator) -> Latent:
         cfg, dev = self.config, generator.device
-        z = torch.randn(n, cfg.noise_dim, generator=generator, device=dev)
+        if cfg.noise_dist == "uniform":
+            z = torch.rand(n, cfg.noise_dim, generator=generator, device=dev) * 2 - 1
+        else:
+            z = torch.randn(n, cfg.noise_dim, generator=generator, device=dev)
         cat = torch.randint(cfg.cat_dim, (n, cfg.n_cat_codes), generator=generator, device=dev)
         cont = torch.rand(n, cfg.n_cont_codes, generator=generator, device=dev) * 2 - 1
         return Latent(z, cat, cont)
@@ -199,15 +202,23 @@ class InfoGAN(nn.Module):
         return self.d_head(h).squeeze(1)
 
     # ----------------------------------------------------------------- parameter groups
+    @property
+    def q_with_d(self) -> bool:
+        """Q's head is trained by D's optimiser (config.q_update == 'd'; never E's, which fools D)."""
+        return self.config.q_update == "d" and not self.config.bidirectional and self.q_head is not None
+
     def d_parameters(self) -> list[nn.Parameter]:
-        """What D's optimiser updates: the trunk and D's head (and the latent embedding)."""
+        """What D's optimiser updates: the trunk and D's head (and the latent embedding, or Q's head)."""
         mods = [self.trunk, self.d_head] + ([self.latent_embed] if self.config.bidirectional else [])
+        if self.q_with_d:
+            mods.append(self.q_head)
         return [p for m in mods for p in m.parameters()]
 
     def g_parameters(self) -> list[nn.Parameter]:
-        """What G's optimiser updates: G and Q's head (and E's trunk for Bidirectional-InfoGAN)."""
+        """What G's optimiser updates: G and Q's head unless D's optimiser trains it (and E's trunk for
+        Bidirectional-InfoGAN)."""
         mods: list[nn.Module] = [self.generator]
-        if self.q_head is not None:
+        if self.q_head is not None and not self.q_with_d:
             mods.append(self.q_head)
         if self.config.bidirectional:
             mods.append(self.enc_trunk)
