@@ -117,6 +117,20 @@ def test_dci_mixed_codes_are_not_disentangled() -> None:
     assert scores["disentanglement"] < 0.7
 
 
+def test_dci_duplicated_codes_halve_completeness_and_keep_disentanglement() -> None:
+    # GradientBoostingClassifier visits features in a random order, so splits on two equal copies
+    # of a code share the importance about evenly: completeness ~ 1 - log 2 / log 6 (6 codes),
+    # as in disentanglement_lib (the reference arrays' `duplicated` case checks the same).
+    scores = compute_dci(DATA, duplicated, rng(), num_train=600, num_test=300)
+    assert scores["disentanglement"] > 0.95
+    assert scores["completeness"] == pytest.approx(1.0 - np.log(2) / np.log(6), abs=0.05)
+
+
+def test_dci_does_not_depend_on_the_number_of_processes() -> None:
+    serial = compute_dci(DATA, mixed, rng(), num_train=300, num_test=100, n_jobs=1)
+    assert serial == compute_dci(DATA, mixed, rng(), num_train=300, num_test=100, n_jobs=2)
+
+
 # --- SAP ---------------------------------------------------------------------------------------
 def test_sap_identity_reaches_one_minus_chance_constant_zero() -> None:
     binary = FactorImages([2, 2, 2])  # best code accuracy 1, others at chance 1/2: SAP ~ 0.5
