@@ -1,6 +1,6 @@
 """`infogan-study analyze`: a Tune experiment folder in, trials/curves/selection.parquet out.
 
-Pipeline: read the folder (`analysis.tune_folder`), train each dataset's quality classifier once
+Pipeline: read the folder (`analysis.tune_folder`), train each dataset's classifiers once
 (cached in <experiment>/.cache/), score every trial's final or best checkpoint (`analysis.scoring`;
 one call per trial through a `Mapper`: in-process, local processes or Ray tasks), summarise the
 MI curves and raise failure flags from the reports, run the label-free selection pools
@@ -35,7 +35,7 @@ from analysis.scoring import (
     TrialScores,
     TrialTask,
     data_key,
-    prepare_classifiers,
+    prepare_evaluators,
     score_trial,
     seed_from,
 )
@@ -110,10 +110,10 @@ def analyze_experiment(
     trials = {t.trial_id: t for t in experiment.trials}
     chosen = {tid: t.choose_checkpoint(checkpoint) for tid, t in trials.items() if t.config is not None}
     chosen = {tid: c for tid, c in chosen.items() if c is not None}
-    classifiers = prepare_classifiers([trials[tid].config for tid in chosen], cache_dir, counts, data_root)
+    evaluator_files = prepare_evaluators([trials[tid].config for tid in chosen], cache_dir, counts, data_root)
     tasks = [
         TrialTask(
-            tid, str(c.path), seed_from(tid), counts, classifiers[data_key(trials[tid].config)], data_root, device
+            tid, str(c.path), seed_from(tid), counts, evaluator_files[data_key(trials[tid].config)], data_root, device
         )
         for tid, c in chosen.items()
     ]

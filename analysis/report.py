@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import plotly.offline
 
 from analysis.report_data import ReportTables, load_tables, varying_params
+from analysis.schema import SCORE_DESCRIPTIONS
 from analysis.report_figures import (
     _get_centrality_matrix_info,
     _get_centrality_matrix_plot,
@@ -54,7 +55,7 @@ th { background: #f3f4f6; } tr.failed td { color: #a33; }
 .note, .missing { color: #666; font-style: italic; }
 .grids { display: flex; flex-wrap: wrap; gap: 1em; } figure { margin: 0; }
 img { image-rendering: pixelated; border: 1px solid #ccc; } figcaption { text-align: center; color: #555; }
-nav a { margin-right: 1em; }
+nav a { margin-right: 1em; } dl.scores dt { font-weight: bold; margin-top: 0.4em; } dl.scores dd { margin-left: 1.5em; }
 """
 
 
@@ -91,12 +92,15 @@ def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section
     parallel = _get_parallel_info(tables)
     importance = _get_importance_info(tables)
     mi = _get_mi_curves_info(tables)
+    gen = _get_mi_curves_info(tables, "gen/cat_acc")
     pareto = _get_pareto_info(tables)
     matrix = _get_centrality_matrix_info(tables)
     return [
         Section("ranking", "Ranking of configurations",
-                "Groups of seeds of one configuration, best disentanglement first; mean ± std across seeds.",
+                "Groups of seeds of one configuration, best generator-side disentanglement first (ties: lower FD); "
+                "mean ± std across seeds. What each column measures is under 'Scores' below.",
                 _ranking_html(_get_ranking_info(tables)), False),
+        Section("scores", "Scores", "One sentence per score: what it measures.", _scores_html(), False),
         _figure_section(
             "parallel", "Hyperparameters", "One line per trial, coloured by disentanglement.",
             _get_parallel_plot(parallel) if parallel.params and parallel.score else None,
@@ -115,6 +119,14 @@ def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section
             "from its images.",
             _get_mi_curves_plot(mi) if mi.bands else None,
             _left_out(mi.n_without, "configurations reported no categorical MI (no categorical code)"),
+        ),
+        _figure_section(
+            "gen-curves", "Generator-side accuracy during training",
+            "What the MI bound does not say: whether the categorical code decides the factor of G's images, "
+            "probed by the dataset's evaluator at every report.",
+            _get_mi_curves_plot(gen) if gen.bands else None,
+            "" if gen.bands else "No trial reported gen/cat_acc during training (no evaluator for this dataset, "
+            "or trained before the probe existed).",
         ),
         _figure_section(
             "pareto", "Disentanglement vs quality",
@@ -136,6 +148,11 @@ def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section
             before=_selection_html(_get_selection_info(tables)),
         ),
     ]  # fmt: skip
+
+
+def _scores_html() -> str:
+    items = "".join(f"<dt><code>{escape(name)}</code></dt><dd>{escape(text)}</dd>" for name, text in SCORE_DESCRIPTIONS.items())
+    return f'<dl class="scores">{items}</dl>'
 
 
 def build_report(tables: ReportTables, *, images: bool = True) -> str:

@@ -18,10 +18,12 @@ from analysis.schema import FLAG_COLUMNS, SCHEMAS, read_table
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 
-DIS = "score/disentanglement"  # headline disentanglement, higher is better
+DIS = "score/disentanglement"  # headline disentanglement (= gen/cat_acc, generator-side), higher is better
 FD = "quality/fd"  # Frechet distance in the project classifier's features, lower is better
+Q_REAL = "q/real_hungarian_acc"  # Q's clustering of real held-out images (the paper's protocol), shown beside
+MI = "mi/final"  # the MI bound at the end of training, shown beside
 CENTRALITY = "selection/centrality"  # ModelCentrality (InfoGAN-CR), label-free
-LABELLED = "score/hungarian_acc"  # the label-based check of the label-free pick
+CHECK = DIS  # what the label-free pick is checked against: the generator-side score
 FAILED_STATUSES = ("diverged", "error")
 NOT_HYPERPARAMETERS = ("seed",)  # vary across the repeats of one configuration by design
 

@@ -153,12 +153,20 @@ class CurveBand(NamedTuple):
 
 
 class MICurvesInfo(NamedTuple):
-    bands: list[CurveBand]  # in ranking order; groups without mi/cat are left out
-    n_without: int  # groups that never reported mi/cat (e.g. a vanilla GAN)
+    bands: list[CurveBand]  # in ranking order; groups without the metric are left out
+    n_without: int  # groups that never reported it (e.g. a vanilla GAN)
+    metric: str = "mi/cat"  # the reported series drawn
 
 
-def _get_mi_curves_info(tables: ReportTables) -> MICurvesInfo:
-    curves = tables.curves[tables.curves["metric"] == "mi/cat"]
+CURVE_LABELS = {  # metric -> (title, y axis title, reference line at 1 or '')
+    "mi/cat": ("Categorical MI lower bound / H(c): mean over seeds, band = seed range", "mi/cat (normalised)", "H(c)"),
+    "gen/cat_acc": ("Generator-side accuracy during training (the categorical code vs the factor read off G's "
+                    "images, probed at each report): mean over seeds, band = seed range", "gen/cat_acc", "perfect"),
+}  # fmt: skip
+
+
+def _get_mi_curves_info(tables: ReportTables, metric: str = "mi/cat") -> MICurvesInfo:
+    curves = tables.curves[tables.curves["metric"] == metric]
     curves = curves[np.isfinite(curves["value"])].merge(tables.trials[["trial_id", "group", "group_label"]])
     bands = []
     order = group_order(tables.trials)
@@ -170,7 +178,7 @@ def _get_mi_curves_info(tables: ReportTables) -> MICurvesInfo:
         bands.append(CurveBand(group, str(g["group_label"].iloc[0]), by_step.index.to_numpy(),
                                by_step.mean(axis=1).to_numpy(), by_step.min(axis=1).to_numpy(),
                                by_step.max(axis=1).to_numpy(), by_step.shape[1]))  # fmt: skip
-    return MICurvesInfo(bands, len(order) - len(bands))
+    return MICurvesInfo(bands, len(order) - len(bands), metric)
 
 
 def _get_mi_curves_plot(info: MICurvesInfo) -> go.Figure:
@@ -184,9 +192,9 @@ def _get_mi_curves_plot(info: MICurvesInfo) -> go.Figure:
                         legendgroup=band.group, showlegend=False, hoverinfo="skip")  # fmt: skip
         fig.add_scatter(x=band.steps, y=band.mean, mode="lines", line={"color": color}, legendgroup=band.group,
                         name=f"{band.label} (n={band.n_seeds})")  # fmt: skip
-    fig.add_hline(y=1.0, line={"dash": "dash", "color": "black"}, annotation_text="H(c)")
-    fig.update_layout(title="Categorical MI lower bound / H(c): mean over seeds, band = seed range",
-                      xaxis_title="step", yaxis_title="mi/cat (normalised)", height=420 + 22 * len(info.bands),
+    title, y_title, line = CURVE_LABELS[info.metric]
+    fig.add_hline(y=1.0, line={"dash": "dash", "color": "black"}, annotation_text=line)
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title=y_title, height=420 + 22 * len(info.bands),
                       legend={"orientation": "h", "yanchor": "top", "y": -0.15})  # fmt: skip
     return fig
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from analysis.report_data import CENTRALITY, DIS, FD, LABELLED, ReportTables, group_order
+from analysis.report_data import CENTRALITY, CHECK, DIS, FD, MI, Q_REAL, ReportTables, group_order
 from analysis.schema import FLAG_COLUMNS
 
 PICK_BADGE = ' <span class="pick" title="highest ModelCentrality: the label-free pick">★ pick</span>'
@@ -56,6 +56,9 @@ class GroupRow(NamedTuple):
     n_failed: int
     dis_mean: float  # over the seeds with a score
     dis_std: float  # sample std (ddof=1); NaN with fewer than 2 scored seeds
+    q_real_mean: float  # Q's clustering of real images (NaN without labels)
+    q_real_std: float
+    mi_mean: float  # final MI bound
     fd_mean: float
     fd_std: float
     best_trial: str  # '' if no seed was scored
@@ -77,6 +80,7 @@ def _get_ranking_info(tables: ReportTables) -> RankingInfo:
             group=group, label=str(g["group_label"].iloc[0]), variant=str(g["variant"].iloc[0]),
             n_seeds=len(g), n_failed=int(g["failed"].sum()),
             dis_mean=float(g[DIS].mean()), dis_std=float(g[DIS].std(ddof=1)),
+            q_real_mean=float(g[Q_REAL].mean()), q_real_std=float(g[Q_REAL].std(ddof=1)), mi_mean=float(g[MI].mean()),
             fd_mean=float(g[FD].mean()), fd_std=float(g[FD].std(ddof=1)),
             best_trial=best_trial_of(g), has_pick=bool(pick) and pick in set(g["trial_id"]),
         ))  # fmt: skip
@@ -88,13 +92,15 @@ def _pm(mean: float, std: float) -> str:
 
 
 def _ranking_html(info: RankingInfo) -> str:
-    head = _header("#", "configuration", "disentanglement ↑", "FD ↓", "seeds", "failed", "best trial")
+    head = _header("#", "configuration", "disentanglement ↑ (gen/cat_acc)", "FD ↓", "Q on real images",
+                   "final MI bound", "seeds", "failed", "best trial")  # fmt: skip
     body = []
     for i, r in enumerate(info.rows, 1):
         pick = PICK_BADGE if r.has_pick else ""
         body.append(
             f'<tr class="{"failed" if r.n_failed == r.n_seeds else ""}"><td>{i}</td><td>{escape(r.label)}{pick}</td>'
-            f"<td>{_pm(r.dis_mean, r.dis_std)}</td><td>{_pm(r.fd_mean, r.fd_std)}</td><td>{r.n_seeds}</td>"
+            f"<td><b>{_pm(r.dis_mean, r.dis_std)}</b></td><td>{_pm(r.fd_mean, r.fd_std)}</td>"
+            f"<td>{_pm(r.q_real_mean, r.q_real_std)}</td><td>{fmt(r.mi_mean)}</td><td>{r.n_seeds}</td>"
             f"<td>{r.n_failed}</td><td><code>{escape(r.best_trial) or '—'}</code></td></tr>"
         )
     return f'<table class="ranking">{head}{"".join(body)}</table>'
@@ -179,11 +185,11 @@ class SelectionInfo(NamedTuple):
     pick_label: str
     pick_centrality: float
     n_candidates: int  # trials with a centrality: the pick chose among these
-    pick_score: float  # LABELLED score of the pick (NaN: no labels)
-    best_trial: str  # the candidate with the highest LABELLED score ('' without labels)
+    pick_score: float  # CHECK score of the pick (NaN: not scored)
+    best_trial: str  # the candidate with the highest CHECK score ('' if none is scored)
     best_score: float
     median_score: float  # a random candidate's expected score, roughly
-    pick_rank: int  # 1 = the pick is the best labelled candidate (0 without labels)
+    pick_rank: int  # 1 = the pick is the best scored candidate (0 if none is scored)
 
 
 def _get_selection_info(tables: ReportTables) -> SelectionInfo:
@@ -193,13 +199,13 @@ def _get_selection_info(tables: ReportTables) -> SelectionInfo:
         return SelectionInfo("", "", float("nan"), 0, float("nan"), "", float("nan"), float("nan"), 0)
     candidates = trials.dropna(subset=[CENTRALITY])
     row = candidates[candidates["trial_id"] == pick].iloc[0]
-    labelled = candidates.dropna(subset=[LABELLED]).sort_values(LABELLED, ascending=False, kind="stable")
-    pick_score = float(row[LABELLED])
+    labelled = candidates.dropna(subset=[CHECK]).sort_values(CHECK, ascending=False, kind="stable")
+    pick_score = float(row[CHECK])
     if labelled.empty or math.isnan(pick_score):
         best, best_score, median, rank = "", float("nan"), float("nan"), 0
     else:
-        best, best_score = str(labelled["trial_id"].iloc[0]), float(labelled[LABELLED].iloc[0])
-        median, rank = float(labelled[LABELLED].median()), int((labelled[LABELLED] > pick_score).sum()) + 1
+        best, best_score = str(labelled["trial_id"].iloc[0]), float(labelled[CHECK].iloc[0])
+        median, rank = float(labelled[CHECK].median()), int((labelled[CHECK] > pick_score).sum()) + 1
     return SelectionInfo(pick, str(row["group_label"]), float(row[CENTRALITY]), len(candidates), pick_score,
                          best, best_score, median, rank)  # fmt: skip
 
@@ -212,15 +218,15 @@ def _selection_html(info: SelectionInfo) -> str:
         f"({escape(info.pick_label)}, centrality {fmt(info.pick_centrality)}) among {info.n_candidates} candidates.</p>"
     )
     if not info.best_trial:
-        return text + "<p>No labels: how good the pick is cannot be checked here.</p>"
+        return text + "<p>No generator-side score: how good the pick is cannot be checked here.</p>"
     if info.pick_rank == 1:
-        versus = "the best of the labelled candidates"
+        versus = "the best of the candidates"
     else:
         versus = (
-            f"rank {info.pick_rank} of the labelled candidates; the best, <code>{escape(info.best_trial)}</code>, "
+            f"rank {info.pick_rank} of the candidates; the best, <code>{escape(info.best_trial)}</code>, "
             f"scores {fmt(info.best_score)} (gap {fmt(info.best_score - info.pick_score, 2)})"
         )
     return text + (
-        f"<p>Checked against the labels ({LABELLED}): the pick scores <b>{fmt(info.pick_score)}</b>, {versus}; "
+        f"<p>Checked against the generator-side score ({CHECK}, which needs an evaluator): the pick scores <b>{fmt(info.pick_score)}</b>, {versus}; "
         f"the candidates' median is {fmt(info.median_score)}.</p>"
     )

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: generator-side gen/* scores; Q's scores renamed score/* -> q/*
 METADATA_KEY = b"infogan-study.schema"
 
 _PA_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
@@ -29,15 +29,19 @@ CONFIG_COLUMNS = [
     for f in dataclasses.fields(InfoGANConfig)
 ]
 
-# Scores: float64, NaN where not applicable (e.g. no categorical code, no labels) or not computed.
+# Scores: float64, NaN where not applicable (e.g. no categorical code, no evaluator) or not computed.
 SCORE_COLUMNS = [
-    # labelled data: Q's (or E's) first categorical code on held-out real images vs. the labels
-    "score/hungarian_acc", "score/many_to_one_acc", "score/nmi", "score/ari",
-    # ground-truth data: Q's codes (categorical argmax + continuous means) as the representation
-    "score/mig", "score/dci_disentanglement", "score/dci_completeness", "score/dci_informativeness",
-    "score/sap", "score/factor_vae", "score/beta_vae",
-    # headline disentanglement: hungarian_acc on labelled sets, else factor_vae
+    # the headline, generator-side (analysis/metrics/generator_codes.py): G's latent traversals read by
+    # an evaluator independent of the model (analysis/evaluators.py)
+    "gen/cat_acc", "gen/cat_nmi", "gen/cont_effect", "gen/cont_gap", "gen/valid", "gen/reader_acc",
+    # the ranking's disentanglement: gen/cat_acc
     "score/disentanglement",
+    # Q's (or E's) first categorical code clustering held-out real images vs. their labels
+    # (the InfoGAN paper's "5% error" protocol): a property of Q, not of what G does with the code
+    "q/real_hungarian_acc", "q/real_many_to_one_acc", "q/real_nmi", "q/real_ari",
+    # ground-truth data: Q's codes (categorical argmax + continuous means) as a representation
+    "q/mig", "q/dci_disentanglement", "q/dci_completeness", "q/dci_informativeness",
+    "q/sap", "q/factor_vae", "q/beta_vae",
     # MI curve of the normalised categorical bound
     "mi/final", "mi/max", "mi/step_0.9", "mi/auc",
     # sample quality in the feature space of the project's own classifier
@@ -47,6 +51,26 @@ SCORE_COLUMNS = [
     # failure flags' first steps (NaN: never)
     "flag/diverged_step", "flag/d_overconfident_step", "flag/mode_collapse_step", "flag/mi_stuck_step",
 ]  # fmt: skip
+SCORE_DESCRIPTIONS = {  # one sentence per score, shown by the report
+    "gen/cat_acc": "How well each categorical code's value decides a factor of G's images: Hungarian accuracy "
+                   "between the code and what an independent evaluator reads off G's traversals (1/K: G ignores it).",
+    "gen/cat_nmi": "The same dependence as normalised mutual information between code value and factor read off.",
+    "gen/cont_effect": "How strongly each continuous code moves one attribute of G's images along a traversal "
+                       "(|Spearman| with the code value, same direction in every row).",
+    "gen/cont_gap": "How much more a continuous code moves its attribute than any other code does (MIG-style gap).",
+    "gen/valid": "The share of G's traversal images the evaluator could read at all (procedural data: a clean "
+                 "image of the dataset; noise scores 0).",
+    "gen/reader_acc": "The evaluator's own accuracy on real held-out images with known factors: how far to trust gen/*.",
+    "q/real_hungarian_acc": "Q's categorical code clustering held-out real images, Hungarian accuracy against their "
+                            "labels (the InfoGAN paper's '5% error'): a property of Q, which can read real images "
+                            "even when G ignores its code.",
+    "quality/fd": "Fréchet distance between real and generated images in the dataset classifier's features "
+                  "(lower is more realistic).",
+    "mi/final": "The last reported lower bound on I(c; G(z, c)) over H(c): Q's training signal, which can be high "
+                "while the code means something other than the factor.",
+    "selection/centrality": "ModelCentrality (InfoGAN-CR): how well the other models' Q read this model's "
+                            "generator, without labels.",
+}  # fmt: skip
 FLAG_COLUMNS = ["flag/diverged", "flag/d_overconfident", "flag/mode_collapse", "flag/mi_stuck"]
 
 TRIALS_SCHEMA = pa.schema(

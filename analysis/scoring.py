@@ -1,16 +1,25 @@
 """Score one trained model: its checkpoint in, a dict of `analysis.schema` score columns out.
 
-The representation of an image is what Q (or E for Bidirectional-InfoGAN, the same
-`model.encode` call) reads off it: the argmax of each categorical code and the mean of each
-continuous code, (n, n_cat_codes + n_cont_codes). On data with
+The headline is generator-side (`gen/*`, `analysis.metrics.compute_generator_scores`): fix the
+noise, sweep each code, and read the factors off G's images with an evaluator independent of the
+model (`analysis.evaluators`: an exact read-off of procedural images, a classifier trained on a
+labelled training split). `score/disentanglement` is `gen/cat_acc`: how well each categorical
+code's value decides a factor of G's images. A model whose G ignores its code scores 1/K there,
+however well its Q reads real images.
+
+Q's side (`q/*`) is kept beside it, clearly named: what Q (or E for Bidirectional-InfoGAN, the
+same `model.encode` call) reads off real images, as the argmax of each categorical code and the
+mean of each continuous code, (n, n_cat_codes + n_cont_codes). On data with
 
 - held-out labels (`data.heldout`): the first categorical code's argmax clusters the held-out
-  real images; Hungarian accuracy, many-to-one accuracy, NMI, ARI against the labels;
-- ground-truth factors (`data.ground_truth`): MIG, DCI, SAP, FactorVAE, BetaVAE of the
+  real images; Hungarian accuracy (the InfoGAN paper's "5% error"), many-to-one accuracy, NMI,
+  ARI against the labels;
+- ground-truth factors (`data.ground_truth`): MIG, DCI, SAP, FactorVAE, BetaVAE of Q's
   representation, with disentanglement_lib's protocol sample counts (`FULL`) or small ones
-  (`QUICK`, a few hundred images: noisy, for a first look, tests and benchmarks);
-- a classifier (trained once per dataset on the held-out split, `prepare_classifiers`):
-  Fréchet distance, class coverage and per-code purity of generated images in its features.
+  (`QUICK`, a few hundred images: noisy, for a first look, tests and benchmarks).
+
+Sample quality (`quality/*`): Fréchet distance, class coverage and per-code purity of generated
+images in the features of the dataset's classifier (trained once per dataset, `prepare_evaluators`).
 
 A vanilla GAN (no codes) gets NaN for the code scores, not an error; a metric that fails leaves
 NaN and a note. All randomness comes from the trial's seed, so a re-run gives the same values.
@@ -19,6 +28,7 @@ NaN and a note. All randomness comes from the trial's seed, so a re-run gives th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import math
@@ -32,7 +42,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from analysis import metrics
+from analysis import evaluators, metrics
 from trainables.checkpoint import LoadedModel, checkpoint_file, load_model
 from trainables.config import InfoGANConfig
 from trainables.data import ImageData, load_data
@@ -63,7 +73,10 @@ class ScoringCounts:
     beta_vae_batch: int = 64
     beta_vae_train: int = 10_000
     beta_vae_eval: int = 5_000
-    classifier_steps: int = 300  # the quality classifier's training steps (cached per dataset and steps)
+    gen_rows: int = 200  # generator-side scores: traversal rows (fixed noise) per code
+    gen_cont_values: int = 10  # values of a continuous code's sweep over [-1, 1]
+    reader_images: int = 2_000  # real images with known factors to measure the evaluator's own accuracy
+    classifier_steps: int = 3_000  # the dataset classifiers' training steps (cached per dataset and steps)
     inception_fid: bool = True  # Inception FID via torchmetrics, when installed
     centrality_batch: int = 64  # ModelCentrality: FactorVAE counts per generator dataset
     centrality_train: int = 2_000
@@ -75,7 +88,8 @@ FULL = ScoringCounts()
 QUICK = ScoringCounts(
     heldout=300, quality_images=100, nmi_images=300, mig_train=100, dci=False, sap_train=100, sap_test=50,
     factor_vae_batch=8, factor_vae_train=30, factor_vae_eval=30, factor_vae_variance=100,
-    beta_vae_batch=4, beta_vae_train=30, beta_vae_eval=30, classifier_steps=100, inception_fid=False,
+    beta_vae_batch=4, beta_vae_train=30, beta_vae_eval=30, gen_rows=50, reader_images=500, classifier_steps=300,
+    inception_fid=False,
     centrality_batch=4, centrality_train=10, centrality_eval=10, centrality_variance=50,
 )  # fmt: skip
 
@@ -88,7 +102,7 @@ class TrialTask:
     checkpoint: str
     seed: int
     counts: ScoringCounts
-    classifier: str | None  # the cached quality classifier of this dataset (None: unlabelled data)
+    evaluator: evaluators.EvaluatorFiles  # the dataset's cached classifiers
     data_root: str | None = None  # overrides the checkpoint's data_root
     device: str = "cpu"
 
@@ -128,17 +142,35 @@ def single_threaded() -> Iterator[None]:
 
 def _score_trial(task: TrialTask) -> TrialScores:
     start = time.perf_counter()
-    out = TrialScores(task.trial_id, task.checkpoint)
     try:
         loaded = cached_model(task.checkpoint, task.device)
         data = dataset_for(loaded.config, task.data_root)
+        classifier = _classifier(task.evaluator.quality)
+        reader = evaluators.make_reader(data, classifier, [_classifier(p) for p in task.evaluator.factors])
     except Exception as err:  # noqa: BLE001 - a broken checkpoint or missing data ends this trial only
-        out.error = one_line(err)
-        out.seconds = time.perf_counter() - start
-        return out
-    model, cfg, counts = loaded.model, loaded.config, task.counts
-    rng = np.random.default_rng(task.seed)
-    generator = torch.Generator().manual_seed(task.seed)
+        return TrialScores(task.trial_id, task.checkpoint, error=one_line(err), seconds=time.perf_counter() - start)
+    out = score_model(loaded.model, data, task.counts, classifier=classifier, reader=reader, seed=task.seed)
+    return dataclasses.replace(
+        out, trial_id=task.trial_id, checkpoint=task.checkpoint, seconds=time.perf_counter() - start
+    )
+
+
+def score_model(
+    model: InfoGAN,
+    data: ImageData,
+    counts: ScoringCounts,
+    *,
+    classifier: metrics.FeatureClassifier | None,
+    reader: metrics.FactorReader | None,
+    seed: int,
+) -> TrialScores:
+    """Every score that applies to `model` (trained on `data`), each metric on its own: one that
+    fails leaves NaN and a note. `classifier`: the dataset's quality classifier (None: no FD);
+    `reader`: its evaluator (None: no generator-side scores)."""
+    out = TrialScores("", "")
+    cfg = model.config
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
 
     def attempt(name: str, fn: Callable[[], None]) -> None:
         try:
@@ -147,15 +179,30 @@ def _score_trial(task: TrialTask) -> TrialScores:
         except Exception as err:  # noqa: BLE001 - one failed metric leaves NaN and a note, not a lost trial
             out.notes.append(f"{name} not computed: {one_line(err)}")
 
+    if reader is not None and cfg.has_codes:
+        attempt("generator-side", lambda: out.scores.update(_generator_side(model, data, reader, counts, rng)))
     if cfg.n_cat_codes > 0:
         attempt("clustering", lambda: _clustering(model, data, counts, out))
     if data.ground_truth is not None and cfg.has_codes:
         attempt("disentanglement", lambda: out.scores.update(_disentanglement(model, data, counts, rng)))
-    if data.heldout is not None and task.classifier is not None:
-        attempt("quality", lambda: _quality(model, data, counts, task, generator, out))
-    labelled = data.heldout is not None
-    out.scores["score/disentanglement"] = out.scores.get("score/hungarian_acc" if labelled else "score/factor_vae", NAN)
-    out.seconds = time.perf_counter() - start
+    if data.heldout is not None and classifier is not None:
+        attempt("quality", lambda: _quality(model, data, counts, classifier, generator, out))
+    out.scores["score/disentanglement"] = out.scores.get("gen/cat_acc", NAN)
+    return out
+
+
+def _generator_side(
+    model: InfoGAN, data: ImageData, reader: metrics.FactorReader, counts: ScoringCounts, rng: np.random.Generator
+) -> dict[str, float]:
+    """gen/* columns: G's traversals read by the dataset's evaluator, and the evaluator's own accuracy."""
+    cfg = model.config
+    scores = metrics.compute_generator_scores(
+        evaluators.model_traversals(model), reader, rng, n_cat_codes=cfg.n_cat_codes, cat_dim=cfg.cat_dim,
+        n_cont_codes=cfg.n_cont_codes, num_rows=counts.gen_rows, num_cont_values=counts.gen_cont_values,
+    )  # fmt: skip
+    out = {f"gen/{name}": value for name, value in scores.items()}
+    real = evaluators.heldout_factors(data, num=counts.reader_images, seed=evaluators.FACTOR_SAMPLE_SEED + 1)
+    out["gen/reader_acc"] = NAN if real is None else evaluators.reader_accuracy(reader, *real)
     return out
 
 
@@ -189,28 +236,28 @@ def _clustering(model: InfoGAN, data: ImageData, counts: ScoringCounts, out: Tri
     out.assignments = _first_code(model, _reference_images(data, counts))
     if data.heldout is not None:
         result = metrics.compute_clustering_scores(out.assignments, data.heldout.labels[: counts.heldout].numpy())
-        out.scores["score/hungarian_acc"] = result["hungarian_accuracy"]
-        out.scores["score/many_to_one_acc"] = result["many_to_one_accuracy"]
-        out.scores["score/nmi"] = result["nmi"]
-        out.scores["score/ari"] = result["ari"]
+        out.scores["q/real_hungarian_acc"] = result["hungarian_accuracy"]
+        out.scores["q/real_many_to_one_acc"] = result["many_to_one_accuracy"]
+        out.scores["q/real_nmi"] = result["nmi"]
+        out.scores["q/real_ari"] = result["ari"]
 
 
 def _disentanglement(
     model: InfoGAN, data: ImageData, counts: ScoringCounts, rng: np.random.Generator
 ) -> dict[str, float]:
     gt, represent, c = data.ground_truth, represent_fn(model), counts
-    out = {"score/mig": metrics.compute_mig(gt, represent, rng, num_train=c.mig_train)["mig"]}
+    out = {"q/mig": metrics.compute_mig(gt, represent, rng, num_train=c.mig_train)["mig"]}
     if c.dci:
         dci = metrics.compute_dci(gt, represent, rng, num_train=c.dci_train, num_test=c.dci_test)
-        out["score/dci_disentanglement"] = dci["disentanglement"]
-        out["score/dci_completeness"] = dci["completeness"]
-        out["score/dci_informativeness"] = dci["informativeness_test"]
-    out["score/sap"] = metrics.compute_sap(gt, represent, rng, num_train=c.sap_train, num_test=c.sap_test)["sap"]
-    out["score/factor_vae"] = metrics.compute_factor_vae(
+        out["q/dci_disentanglement"] = dci["disentanglement"]
+        out["q/dci_completeness"] = dci["completeness"]
+        out["q/dci_informativeness"] = dci["informativeness_test"]
+    out["q/sap"] = metrics.compute_sap(gt, represent, rng, num_train=c.sap_train, num_test=c.sap_test)["sap"]
+    out["q/factor_vae"] = metrics.compute_factor_vae(
         gt, represent, rng, batch_size=c.factor_vae_batch, num_train=c.factor_vae_train,
         num_eval=c.factor_vae_eval, num_variance_estimate=c.factor_vae_variance,
     )["eval_accuracy"]  # fmt: skip
-    out["score/beta_vae"] = metrics.compute_beta_vae(
+    out["q/beta_vae"] = metrics.compute_beta_vae(
         gt, represent, rng, batch_size=c.beta_vae_batch, num_train=c.beta_vae_train, num_eval=c.beta_vae_eval
     )["eval_accuracy"]
     return out
@@ -231,11 +278,10 @@ def _quality(
     model: InfoGAN,
     data: ImageData,
     counts: ScoringCounts,
-    task: TrialTask,
+    classifier: metrics.FeatureClassifier,
     generator: torch.Generator,
     out: TrialScores,
 ) -> None:
-    classifier = _classifier_from_cache(task.classifier, data, counts)
     real = data.heldout.images[: counts.quality_images]
     fake, codes = _generate(model, real.shape[0], generator)
     quality = metrics.compute_sample_quality(classifier, real, fake)
@@ -297,43 +343,32 @@ def data_key(config: InfoGANConfig) -> tuple[str, int, bool]:
     return config.dataset, config.image_size, config.basicprop_noise
 
 
-def prepare_classifiers(
+def prepare_evaluators(
     configs: list[InfoGANConfig], cache_dir: Path, counts: ScoringCounts, data_root: str | None = None
-) -> dict[tuple[str, int, bool], str | None]:
-    """Train (or find) the quality classifier of each dataset among `configs`, here and once, so the
-    workers only load it. data_key -> cache path (None for unlabelled data), cached as
-    <cache_dir>/classifier-<dataset>-<side>px[-noise]-<steps>steps.pt."""
-    paths: dict[tuple[str, int, bool], str | None] = {}
+) -> dict[tuple[str, int, bool], evaluators.EvaluatorFiles]:
+    """Train (or find) each dataset's classifiers among `configs`, here and once, so the workers
+    only load them. data_key -> their cache files, named
+    <cache_dir>/classifier-<dataset>-<side>px[-noise]-<train|heldout>-<steps>steps[-<factor>].pt."""
+    files: dict[tuple[str, int, bool], evaluators.EvaluatorFiles] = {}
     for config in configs:  # (trained on one thread: the same weights wherever the analysis runs)
         key = data_key(config)
-        if key in paths:
+        if key in files:
             continue
         data = dataset_for(config, data_root)
-        if data.heldout is None or data.num_classes is None:
-            paths[key] = None
-            continue
         noise = "-noise" if config.basicprop_noise else ""
-        path = (
-            cache_dir / f"classifier-{config.dataset}-{data.image_shape[1]}px{noise}-{counts.classifier_steps}steps.pt"
-        )
+        source = "train" if data.labels is not None else "heldout"
+        stem = cache_dir / f"classifier-{config.dataset}-{data.image_shape[1]}px{noise}-{source}-{counts.classifier_steps}steps"
         with single_threaded():
-            _classifier_from_cache(str(path), data, counts)
-        paths[key] = str(path)
-    return paths
+            files[key] = evaluators.prepare_evaluator(
+                data, stem, steps=counts.classifier_steps, batch_size=CLASSIFIER_BATCH
+            )
+    return files
 
 
-_CLASSIFIERS: dict[str, metrics.FeatureClassifier] = {}  # cache path -> classifier, per process
-
-
-def _classifier_from_cache(path: str, data: ImageData, counts: ScoringCounts) -> metrics.FeatureClassifier:
-    """The dataset's quality classifier: loaded from (or trained into) `path` once per process."""
-    if path not in _CLASSIFIERS:
-        heldout = data.heldout
-        _CLASSIFIERS[path] = metrics.load_or_train_classifier(
-            heldout.images, heldout.labels, cache_path=path, num_classes=data.num_classes,
-            steps=counts.classifier_steps, batch_size=CLASSIFIER_BATCH,
-        )  # fmt: skip
-    return _CLASSIFIERS[path]
+@functools.lru_cache(maxsize=16)
+def _classifier(path: str | None) -> metrics.FeatureClassifier | None:
+    """A cached classifier, loaded once per process (None: none for this dataset)."""
+    return None if path is None else metrics.load_classifier(path)
 
 
 def seed_from(name: str) -> int:

@@ -64,6 +64,12 @@ class ImageData:
     heldout: LabelledSplit | None = None
     ground_truth: ProceduralData | None = None  # procedural sets: renders batches and serves the metrics
     images: Tensor | None = field(default=None, repr=False)  # (N, C, H, W) uint8 on `device` (stored sets)
+    labels: Tensor | None = field(default=None, repr=False)  # (N,) int64 on CPU: the classes of `images`, if known
+
+    def train_images(self) -> Tensor:
+        """The stored training images (N, C, H, W) float32 in [-1, 1] on CPU (stored sets only)."""
+        assert self.images is not None, "procedural sets render their images: use sample()"
+        return _to_float(self.images.cpu())
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """n images (n, C, H, W) float32 in [-1, 1] on `device`; `generator` must live on `device`."""
@@ -84,6 +90,7 @@ def load_data(config: InfoGANConfig, *, device: torch.device | str = "cpu") -> I
         heldout = LabelledSplit(images * 2.0 - 1.0, labels)
         return ImageData(name, gt.observation_shape, gt.factors_num_values[0], device, heldout, gt)
     root = Path(config.data_root or "./data")
+    labels = None  # of the training images, for labelled sets
     if name == "folder":
         if not config.data_root:
             raise BadInputError("dataset=folder needs data_root=<image folder or .npz file>")
@@ -91,14 +98,14 @@ def load_data(config: InfoGANConfig, *, device: torch.device | str = "cpu") -> I
     elif name == "celeba":
         train, heldout, num_classes = _read_celeba(root, size=config.image_size or 64), None, None
     elif name in _LABELLED:
-        (train, _), (test_x, test_y) = _LABELLED[name](root)
+        (train, labels), (test_x, test_y) = _LABELLED[name](root)
         if config.image_size:
             train, test_x = _resize(train, config.image_size), _resize(test_x, config.image_size)
         heldout, num_classes = LabelledSplit(_to_float(test_x), test_y), 10
     else:
         raise BadInputError(f"dataset={name!r} is not known; choose one of: {', '.join(_KNOWN)}")
     shape = (train.shape[1], train.shape[2], train.shape[3])
-    return ImageData(name, shape, num_classes, device, heldout, images=train.to(device))
+    return ImageData(name, shape, num_classes, device, heldout, images=train.to(device), labels=labels)
 
 
 # ---------------------------------------------------------------------- torchvision datasets

@@ -30,28 +30,36 @@ def code_names(model: InfoGAN) -> list[str]:
     return [f"cat{i}" for i in range(cfg.n_cat_codes)] + [f"cont{i}" for i in range(cfg.n_cont_codes)]
 
 
+GENERATE_BATCH = 1024  # images per forward pass of G (bounds memory for long traversals)
+
+
 @torch.no_grad()
-def traversal_images(model: InfoGAN, code: str, *, rows: int = 8, cols: int = 10, seed: int = 0) -> torch.Tensor:
-    """(rows * cols, C, H, W) images in [0, 1]; `code` is 'cat<i>' or 'cont<i>' (see code_names)."""
+def traversal_images(
+    model: InfoGAN, code: str, *, rows: int = 8, cols: int = 10, seed: int = 0, values: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(rows * n_values, C, H, W) images in [0, 1], row-major; `code` is 'cat<i>' or 'cont<i>' (see
+    code_names). The code takes `values` (default: the K categories, or `cols` values on [-2, 2])."""
     device = next(model.parameters()).device
     gen = torch.Generator(device).manual_seed(seed)
     base = model.sample_latent(rows, gen)
     kind = code.rstrip("0123456789")
     idx = int(code[len(kind) :])
-    if kind == "cat":
-        values = torch.arange(model.config.cat_dim, device=device)
-    else:
-        values = torch.linspace(-2.0, 2.0, cols, device=device)
+    if values is None:
+        values = torch.arange(model.config.cat_dim) if kind == "cat" else torch.linspace(-2.0, 2.0, cols)
+    values = values.to(device)
     n = len(values)
     rep = lambda t: t.repeat_interleave(n, dim=0)  # noqa: E731 - (rows, d) -> (rows * n, d)
     latent = Latent(rep(base.z), rep(base.cat).clone(), rep(base.cont).clone())
     if kind == "cat":
-        latent.cat[:, idx] = values.repeat(rows)
+        latent.cat[:, idx] = values.long().repeat(rows)
     else:
-        latent.cont[:, idx] = values.repeat(rows)
+        latent.cont[:, idx] = values.float().repeat(rows)
     with _eval_mode(model):
-        images = model.generate(latent)
-    return (images.clamp(-1, 1) + 1) / 2
+        parts = [
+            model.generate(Latent(*(t[i : i + GENERATE_BATCH] for t in latent)))
+            for i in range(0, rows * n, GENERATE_BATCH)
+        ]
+    return (torch.cat(parts).clamp(-1, 1) + 1) / 2
 
 
 @torch.no_grad()

@@ -24,13 +24,17 @@ from analysis.metrics.quality import (
     FeatureClassifier,
     compute_sample_quality,
     inception_fid,
+    load_classifier,
     load_or_train_classifier,
+    predict_classes,
     purity_per_category,
 )
+from analysis.metrics.generator_codes import FactorReader, compute_generator_scores, image_moments
 from analysis.metrics.sap import compute_sap
 
 __all__ = [
     "CentralityResult",
+    "FactorReader",
     "FeatureClassifier",
     "GroundTruthData",
     "RepresentationFn",
@@ -41,13 +45,17 @@ __all__ = [
     "compute_factor_vae_many",
     "compute_failure_flags",
     "compute_frechet_distance",
+    "compute_generator_scores",
     "compute_mi_curve_summary",
     "compute_mig",
     "compute_model_centrality",
     "compute_sample_quality",
     "compute_sap",
+    "image_moments",
     "inception_fid",
+    "load_classifier",
     "load_or_train_classifier",
     "mean_pairwise_nmi",
+    "predict_classes",
     "purity_per_category",
 ]

@@ -35,9 +35,9 @@ def compute_clustering_scores(predicted: np.ndarray, labels: np.ndarray) -> dict
         raise BadInputError(
             f"cluster ids {predicted.shape} and labels {labels.shape} must be non-empty 1-D arrays of the same length"
         )
-    contingency = _contingency(predicted, labels)
+    contingency = contingency_table(predicted, labels)
     return {
-        "hungarian_accuracy": _hungarian_accuracy(contingency),
+        "hungarian_accuracy": hungarian_accuracy(contingency),
         "many_to_one_accuracy": _many_to_one_accuracy(contingency),
         "nmi": float(normalized_mutual_info_score(labels, predicted)),
         "ari": float(adjusted_rand_score(labels, predicted)),
@@ -46,8 +46,8 @@ def compute_clustering_scores(predicted: np.ndarray, labels: np.ndarray) -> dict
     }
 
 
-def _contingency(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Counts (K, C): points of cluster k (in sorted-id order) that carry class c."""
+def contingency_table(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Counts (K, C): points of cluster k (in sorted-id order) that carry class c (sorted too)."""
     _, cluster = np.unique(predicted, return_inverse=True)
     _, klass = np.unique(labels, return_inverse=True)
     counts = np.zeros((cluster.max() + 1, klass.max() + 1), dtype=np.int64)
@@ -55,7 +55,7 @@ def _contingency(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _hungarian_accuracy(contingency: np.ndarray) -> float:
+def hungarian_accuracy(contingency: np.ndarray) -> float:
     """Fraction of points on the best one-to-one cluster -> class matching; contingency (K, C)."""
     assert contingency.ndim == 2
     rows, cols = linear_sum_assignment(contingency, maximize=True)  # min(K, C) pairs

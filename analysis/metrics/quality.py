@@ -53,6 +53,7 @@ class FeatureClassifier(nn.Module):
             nn.ReLU(),
         )
         self.head = nn.Linear(feature_dim, num_classes)
+        self.meta: dict = {}  # how it was trained (set when loaded from its cache file)
 
     def features(self, images: Tensor) -> Tensor:
         """The penultimate layer (N, feature_dim): the space the Fréchet distance is measured in."""
@@ -91,13 +92,11 @@ def load_or_train_classifier(
     }
     path = Path(cache_path)
     if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        found = {key: saved.get(key) for key in meta}
+        classifier = load_classifier(path)
+        found = {key: classifier.meta.get(key) for key in meta}
         if found != meta:
             raise BadInputError(f"cached classifier {path} was trained with {found}, not {meta}; delete it to retrain")
-        classifier = FeatureClassifier(in_channels=image_shape[0], num_classes=num_classes)
-        classifier.load_state_dict(saved["state_dict"])
-        return classifier.eval()
+        return classifier
     if labels.min() < 0 or labels.max() >= num_classes:
         raise BadInputError(
             f"labels span [{int(labels.min())}, {int(labels.max())}]; they must lie in [0, {num_classes})"
@@ -108,6 +107,19 @@ def load_or_train_classifier(
     torch.save({"format_version": FORMAT_VERSION, **meta, "state_dict": classifier.state_dict()}, partial)
     partial.replace(path)  # atomic: a concurrent reader sees no file or a whole one
     return classifier
+
+
+def load_classifier(cache_path: str | Path) -> FeatureClassifier:
+    """A classifier written by `load_or_train_classifier`, on CPU in eval mode; its training options
+    are in `.meta`."""
+    path = Path(cache_path)
+    if not path.is_file():
+        raise BadInputError(f"no classifier at {path}; run `infogan-study analyze`, which trains it")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    classifier = FeatureClassifier(in_channels=saved["image_shape"][0], num_classes=saved["num_classes"])
+    classifier.load_state_dict(saved["state_dict"])
+    classifier.meta = {key: value for key, value in saved.items() if key != "state_dict"}
+    return classifier.eval()
 
 
 @contextmanager
@@ -160,6 +172,11 @@ def _features_and_predictions(
             features.append(feats.double().cpu().numpy())
             predicted.append(classifier.head(feats).argmax(dim=1).cpu().numpy())
     return np.concatenate(features), np.concatenate(predicted)
+
+
+def predict_classes(classifier: FeatureClassifier, images: Tensor, *, batch_size: int = 500) -> np.ndarray:
+    """The classifier's predicted class (N,) of images (N, C, H, W) in [-1, 1]."""
+    return _features_and_predictions(classifier, images, batch_size=batch_size)[1]
 
 
 def compute_sample_quality(

@@ -1,7 +1,7 @@
 """A synthetic analysed experiment for the report tests: parquet files written with the schema's
 `write_table`, as `infogan-study analyze` would, with known rankings and failures.
 
-Six configurations x 3 seeds on MNIST (score/disentanglement = score/hungarian_acc):
+Six configurations x 3 seeds on MNIST (score/disentanglement = gen/cat_acc):
   noise   instance_noise=0.1     best disentanglement, worse FD
   default the defaults
   lam05   lambda_info=0.5        best FD among the good ones
@@ -49,7 +49,8 @@ def _trial_row(name: str, seed: int, changes: dict, dis: float, fd: float, ckpt_
         "reason": "loss/d is nan at step 300" if diverged else "", "_last_step": 300 if diverged else STEPS,
         "checkpoint": "" if diverged else str(ckpt_root / trial_id), "failure_reason": "",
         "quality/inception_fid_note": "no network access", "scoring_s": 3.0,
-        "score/disentanglement": dis, "score/hungarian_acc": dis, "score/nmi": dis - 0.1, "quality/fd": fd,
+        "score/disentanglement": dis, "gen/cat_acc": dis, "q/real_hungarian_acc": dis - 0.05,
+        "q/real_nmi": dis - 0.1, "quality/fd": fd,
         "mi/final": NAN if diverged else (0.05 if name == "lam0" else 0.98),
     }  # fmt: skip
     if diverged:

@@ -55,7 +55,7 @@ def test_a_real_tune_experiment_scored_by_ray_tasks(tmp_path, capsys):
     trials = read_table("trials", experiment / "trials.parquet").to_pandas().sort_values("seed")
     good, bad = trials[trials["status"] == "completed"], trials[trials["status"] == "error"]
     assert len(good) == 2 and len(bad) == 2 and (good["last_step"] == 20).all()
-    assert good["checkpoint"].str.endswith("checkpoint_000003").all() and good["score/hungarian_acc"].notna().all()
+    assert good["checkpoint"].str.endswith("checkpoint_000003").all() and good["q/real_hungarian_acc"].notna().all()
     assert bad["reason"].str.contains("lambda_info=-1.0 is out of range").all()  # the trainable's one-line error
     assert bad["group_label"].eq("invalid config").all() and bad["checkpoint"].eq("").all()
     curves = read_table("curves", experiment / "curves.parquet").to_pandas()

@@ -120,7 +120,7 @@ def test_failure_summary_lists_the_failed_groups_how_and_when(tables):
     assert by_id["sgd_s0"].flags == ["d_overconfident"] and by_id["sgd_s0"].first_step == 700
 
 
-def test_label_free_pick_checked_against_the_labels(tables):
+def test_label_free_pick_checked_against_the_generator_side_score(tables):
     info = _get_selection_info(tables)
     assert (info.pick, info.n_candidates) == ("lam05_s1", 5)
     assert info.pick_score == pytest.approx(0.88)
@@ -128,11 +128,11 @@ def test_label_free_pick_checked_against_the_labels(tables):
     assert info.pick_rank == 3 and info.median_score == pytest.approx(0.88)
 
 
-def test_label_free_pick_without_labels_says_it_cannot_be_checked(tables):
-    trials = tables.trials.assign(**{"score/hungarian_acc": np.nan})
+def test_label_free_pick_without_an_evaluator_says_it_cannot_be_checked(tables):
+    trials = tables.trials.assign(**{"score/disentanglement": np.nan})
     info = _get_selection_info(dataclasses.replace(tables, trials=trials))
     assert info.pick == "lam05_s1" and info.best_trial == "" and info.pick_rank == 0
-    assert "No labels" in _selection_html(info)
+    assert "No generator-side score" in _selection_html(info)
 
 
 def test_centrality_matrix_of_the_pool_explains_the_pick(tables):
