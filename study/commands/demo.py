@@ -4,6 +4,12 @@ A local Ray instance sweeps the `seed-ablation` space (GAN, GAN+codes at lambda=
 codes-only, categorical-only, Bidirectional-InfoGAN) over seeds on the procedural
 `basicprop-line` dataset (no download), scores every trial into parquet (`analyze --quick`) and
 writes the HTML report. It is exactly `sweep`, `analyze` and `report` run in turn.
+
+The settings are the smallest at which the contrast is real, measured on a 2-core CPU: at width
+0.25 and batch 32 with the seed's noise trick, InfoGAN's generators draw clean lines whose
+position follows the categorical code by step ~1,000 (generator-side accuracy ~1.0 at 1,400
+steps for seeds 0 and 1), while the lambda = 0 GAN draws lines whose position ignores the code
+(~0.1); 600 steps left every variant drawing noise.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage-path", default="./results", metavar="DIR",
                    help="where the study folder goes (default ./results)")  # fmt: skip
     p.add_argument("--name", help="study name (default demo-YYYYmmdd-HHMMSS)")
-    p.add_argument("--steps", type=int, default=600, help="training steps per trial (default 600)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps per trial (default 1500)")
     p.add_argument("--seeds", type=int, default=2, help="seeds per configuration (default 2)")
     p.add_argument("--dataset", default="basicprop-line", help="a procedural dataset (default basicprop-line)")
 
@@ -37,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     report = experiment / "report.html"
     sweep = [
         "sweep", "seed-ablation", "--dataset", args.dataset, "--steps", str(args.steps), "--seeds", str(args.seeds),
-        "--batch-size", "32", "--set", "width=0.25", "--set", f"report_every={max(args.steps // 20, 1)}",
+        "--batch-size", "32", "--set", "width=0.25", "--set", "basicprop_noise=true",
+        "--set", f"report_every={max(args.steps // 20, 1)}",
         "--name", name, "--storage-path", args.storage_path,
     ]  # fmt: skip
     for argv in (sweep, ["analyze", str(experiment), "--quick"], ["report", str(experiment), "-o", str(report)]):
