@@ -1,15 +1,18 @@
-"""Read a Ray Tune experiment folder into per-trial records, without Ray.
+"""Read an experiment folder into per-trial records, without Ray.
 
-Tune 2.x writes `<storage_path>/<name>/` as plain files:
-- `experiment_state-<time>.json`: every trial (also pending ones without a folder) with its id,
-  status (PENDING, RUNNING, PAUSED, TERMINATED, ERROR), config and folder (`relative_logdir`);
-- one folder per trial: `params.json` (the trial config: InfoGANConfig fields, maybe a `variant`
-  label), `result.json` (one JSON object per `tune.report`, our metrics plus Tune's own keys such
-  as `training_iteration` and `checkpoint_dir_name`), `checkpoint_NNNNNN/checkpoint.pt`, and
-  `error.txt` for a trial that raised.
+Per trial folder `<storage_path>/<name>/<trial>/`, this reads:
+- `infogan-trial.json`, the trial's own record (written by `trainables/tune_trainable.py`): id,
+  config, status and reason in the training loop's words, the checkpoints still on disk with
+  their step and metrics, and the metric Tune ranked them by (the study's objective); a
+  checkpoint also describes itself (`infogan-checkpoint.json`), for one the record missed;
+- `result.json`, Tune's log of every report (one JSON object per line): the curves;
+- `params.json` and `error.txt`, Tune's copy of the trial config and the error that ended the
+  trial, for trials without a record (those that failed before their first checkpoint, e.g. on a
+  bad config, and folders written before records existed) and for a trial whose process died.
 
-`ray.tune.ExperimentAnalysis` reads the same folder without a running cluster, but importing
-`ray.tune` takes 3-10 s and it unpickles trial state; the JSON is all the analysis needs.
+Tune's own experiment state (internal files that change between Ray releases) is not read: a trial
+Tune has not started yet has no folder and is not part of the experiment here
+(`infogan-study status` lists those through Tune's public API).
 
 A trial resumed from an earlier checkpoint reports some steps twice; the later report wins, so
 every curve has strictly increasing steps.
@@ -17,11 +20,10 @@ every curve has strictly increasing steps.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +34,33 @@ from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 
 Curve = tuple[np.ndarray, np.ndarray]  # steps (T,) int64 increasing, values (T,) float64
-VARIANT_KEY = "variant"  # search_spaces.VARIANT_KEY: a label, not a config field (not imported: it pulls in ray.tune)
-# Keys Tune adds to every report: bookkeeping, not curves.
+# Not imported from their modules, which pull in ray.tune:
+VARIANT_KEY = "variant"  # search_spaces.VARIANT_KEY: a label, not a config field
+RECORD_FILE = "infogan-trial.json"  # trainables.tune_trainable.RECORD_FILE
+CHECKPOINT_FILE = "infogan-checkpoint.json"  # trainables.tune_trainable.CHECKPOINT_FILE
+SPEC_FILE = "infogan-study.json"  # study.plan.SPEC_FILE: how a study was launched
+DEFAULT_SCORE = ("mi/cat", "max")  # trainables.tune_trainable.DEFAULT_SCORE
+# Keys Tune adds to every report, and our labels: bookkeeping, not curves.
 TUNE_KEYS = frozenset(
     {"step", "timestamp", "done", "training_iteration", "time_this_iter_s", "time_total_s", "pid",
      "time_since_restore", "iterations_since_restore", "should_checkpoint", "checkpoint_dir_name",
      "trial_id", "date", "hostname", "node_ip", "config", "experiment_tag", "status", "reason", "variant"}
 )  # fmt: skip
-_TUNE_STATUS = {
-    "TERMINATED": "completed",
-    "ERROR": "error",
-    "RUNNING": "running",
-    "PENDING": "pending",
-    "PAUSED": "pending",
-}
 
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """One reported checkpoint that still exists on disk."""
+    """One checkpoint of a trial that exists on disk."""
 
     step: int
     path: Path  # the checkpoint directory (holds checkpoint.pt)
     mi_cat: float  # the report's mi/cat (NaN if not reported)
     diverged: bool  # the report flagged divergence: its weights are not worth scoring
+    metrics: dict[str, float] = field(default_factory=dict, compare=False)  # the report it was saved with
+
+    def score(self, metric: str) -> float:
+        value = self.metrics.get(metric, self.mi_cat if metric == "mi/cat" else math.nan)
+        return math.nan if value is None else float(value)
 
 
 @dataclass
@@ -63,21 +68,27 @@ class TrialRecord:
     """What the experiment folder says about one trial."""
 
     trial_id: str
-    path: Path | None  # the trial folder (None for a pending trial Tune has not started)
-    config: InfoGANConfig | None  # None when params.json is missing or not a valid config
+    path: Path | None  # the trial folder
+    config: InfoGANConfig | None  # None when the trial's config is missing or not a valid config
     status: str  # completed | diverged | error | running | pending
-    reason: str  # '' or one line: why the trial did not complete
+    reason: str  # '' or one line: why the trial did not complete (or how it ended early)
     last_step: int | None  # last reported step (None: no report)
     curves: dict[str, Curve] = field(default_factory=dict)
     checkpoints: list[CheckpointInfo] = field(default_factory=list)  # in step order
+    score_metric: str = DEFAULT_SCORE[0]  # what `best` means: the study's metric, by which Tune kept checkpoints
+    score_mode: str = DEFAULT_SCORE[1]
+    run_status: str = ""  # the record's own word: running | completed | diverged | stopped | error ('' without)
+    params: dict[str, Any] = field(default_factory=dict)  # the trial config as given (with a variant label)
 
     def choose_checkpoint(self, which: str) -> CheckpointInfo | None:
-        """The checkpoint to score: `final` (last) or `best` (highest mi/cat), skipping diverged ones."""
+        """The checkpoint to score: `final` (last) or `best` (by the study's metric), skipping diverged ones."""
         usable = [c for c in self.checkpoints if not c.diverged]
         if not usable:
             return None
-        if which == "best" and any(math.isfinite(c.mi_cat) for c in usable):
-            return max(usable, key=lambda c: c.mi_cat if math.isfinite(c.mi_cat) else -math.inf)
+        sign = 1.0 if self.score_mode == "max" else -1.0
+        scored = [c for c in usable if math.isfinite(c.score(self.score_metric))]
+        if which == "best" and scored:
+            return max(scored, key=lambda c: sign * c.score(self.score_metric))
         return usable[-1]
 
 
@@ -88,79 +99,69 @@ class Experiment:
     trials: list[TrialRecord]  # sorted by trial_id
 
 
+def _trial_folders(path: Path) -> list[Path]:
+    """Sub-folders that hold a trial: its record, or Tune's params.json / result.json."""
+    names = (RECORD_FILE, "params.json", "result.json")
+    return sorted({p.parent for name in names for p in path.glob(f"*/{name}")})
+
+
 def read_experiment(path: str | Path) -> Experiment:
-    """All trials of the Tune experiment folder `path`, sorted by trial id."""
+    """All trials of the experiment folder `path` (<storage_path>/<name>) that have started, by id."""
     path = Path(path)
     if not path.is_dir():
         raise BadInputError(f"{path} is not a folder; pass a Tune experiment folder (<storage_path>/<name>)")
-    states = sorted(path.glob("experiment_state-*.json"))
-    folders = {p.parent for p in path.glob("*/params.json")}
-    if not states and not folders:
-        inner = sorted(p.parent.name for p in path.glob("*/experiment_state-*.json"))
+    folders = _trial_folders(path)
+    if not folders:
+        if (path / SPEC_FILE).is_file():
+            raise BadInputError(f"experiment {path} has no trials yet; start the sweep or wait for its first trial")
+        inner = sorted(p.name for p in path.iterdir() if (p / SPEC_FILE).is_file() or p.is_dir() and _trial_folders(p))
         hint = (
             f"it holds the experiments {', '.join(inner)}: pass one of them"
             if inner
             else "pass <storage_path>/<name> of a sweep"
         )
-        raise BadInputError(f"{path} is not a Ray Tune experiment folder (no experiment_state-*.json); {hint}")
-    entries = _state_entries(states[-1]) if states else {}  # the newest state (names sort by time)
-    located = {tid: path / logdir for tid, (_, logdir, _) in entries.items() if logdir and (path / logdir).is_dir()}
-    for folder in sorted(folders - set(located.values())):  # not in the state (yet): find its id
-        located.setdefault(_folder_trial_id(folder), folder)
-    trials = {}
-    for trial_id in sorted(entries.keys() | located.keys()):
-        status, _, params = entries.get(trial_id, (None, None, None))
-        trials[trial_id] = _read_trial(trial_id, located.get(trial_id), params, status)
-    if not trials:
-        raise BadInputError(f"experiment {path} has no trials yet; start the sweep or wait for its first trial")
+        raise BadInputError(f"{path} is not a Ray Tune experiment folder (no trial folders); {hint}")
+    trials: dict[str, TrialRecord] = {}
+    for folder in folders:
+        trial = _read_trial(folder)
+        trials.setdefault(trial.trial_id, trial)
     return Experiment(path.name, path, sorted(trials.values(), key=lambda t: t.trial_id))
 
 
-def _state_entries(state_file: Path) -> dict[str, tuple[str, str | None, dict[str, Any]]]:
-    """trial_id -> (Tune status, relative folder, config) from an experiment_state file."""
+def _read_json(file: Path) -> dict[str, Any] | None:
     try:
-        state = json.loads(state_file.read_text())
-        entries = {}
-        for item in state["trial_data"]:
-            trial = json.loads(item[0]) if isinstance(item[0], str) else item[0]
-            entries[str(trial["trial_id"])] = (
-                str(trial["status"]),
-                trial.get("relative_logdir"),
-                trial.get("config") or {},
-            )
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
-        raise BadInputError(
-            f"cannot read {state_file}: {type(err).__name__}: {err}; is the sweep still writing it?"
-        ) from None
-    return entries
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
-def _folder_trial_id(folder: Path) -> str:
-    """The id of the trial in `folder`: from its first report, else from Tune's folder name
-    `<trainable>_<trial id>_<index>_<tag>_<date>`, else the folder name."""
-    try:
-        with (folder / "result.json").open() as file:
-            return str(json.loads(file.readline())["trial_id"])
-    except (OSError, ValueError, KeyError, TypeError):
-        found = re.search(r"_([0-9a-f]{5}_\d{5})_", folder.name)
-        return found.group(1) if found else folder.name
-
-
-def _read_trial(
-    trial_id: str, folder: Path | None, params: dict[str, Any] | None, tune_status: str | None
-) -> TrialRecord:
-    reports = _read_reports(folder / "result.json") if folder else []
-    if folder is not None and (folder / "params.json").is_file():
-        with contextlib.suppress(ValueError, OSError):
-            params = json.loads((folder / "params.json").read_text())  # else the experiment state's copy
+def _read_trial(folder: Path) -> TrialRecord:
+    record = _read_json(folder / RECORD_FILE)
+    reports = _read_reports(folder / "result.json")
+    params = record.get("config") if record else _read_json(folder / "params.json")
+    trial_id = str(record["trial_id"]) if record and "trial_id" in record else _folder_trial_id(folder, reports)
     config, config_error = _config(params)
     steps, curves = _curves(reports)
-    last = reports[-1] if reports else {}
-    status, reason = _status(tune_status, last, folder, config)
-    if config_error:
+    status, reason = _status(record, reports, folder)
+    if config_error and config_error.removeprefix("invalid config: ") not in reason:
         reason = "; ".join(r for r in (reason, config_error) if r)
-    last_step = int(steps[-1]) if steps.size else None
-    return TrialRecord(trial_id, folder, config, status, reason, last_step, curves, _checkpoints(reports, folder))
+    last_step = int(steps[-1]) if steps.size else (int(record["step"]) if record and record.get("step") else None)
+    score = (record or {}).get("checkpoint_score") or {}
+    return TrialRecord(
+        trial_id, folder, config, status, reason, last_step, curves, _checkpoints(folder, record, reports),
+        str(score.get("metric", DEFAULT_SCORE[0])), str(score.get("mode", DEFAULT_SCORE[1])),
+        str(record.get("status", "")) if record else "", dict(params or {}),
+    )  # fmt: skip
+
+
+def _folder_trial_id(folder: Path, reports: list[dict[str, Any]]) -> str:
+    """The id of a trial without a record: from its first report, else from the folder name
+    (`trial_<id>` here, `<trainable>_<id>_<index>_<tag>_<date>` by Tune's default), else the name."""
+    if reports and "trial_id" in reports[0]:
+        return str(reports[0]["trial_id"])
+    found = re.search(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)", folder.name)
+    return found.group(1) if found else folder.name
 
 
 def _read_reports(file: Path) -> list[dict[str, Any]]:
@@ -215,23 +216,27 @@ def _curves(reports: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, Curve]
     return np.array(steps, dtype=np.int64), curves
 
 
-def _status(
-    tune_status: str | None, last: dict[str, Any], folder: Path | None, config: InfoGANConfig | None
-) -> tuple[str, str]:
-    """(status, reason) from Tune's status, the last report and error.txt."""
-    error = _error_line(folder / "error.txt") if folder else ""
-    if tune_status is None:  # not in the experiment state: judge by the files
-        finished = last.get("done") or last.get("status") in ("completed", "diverged")
-        tune_status = "ERROR" if error else "TERMINATED" if finished else "RUNNING" if last else "PENDING"
-    status = _TUNE_STATUS.get(tune_status, tune_status.lower())
-    if status == "error":
-        return status, error or "the trial raised an error (no error.txt)"
+def _status(record: dict[str, Any] | None, reports: list[dict[str, Any]], folder: Path) -> tuple[str, str]:
+    """(status, reason): the record's (the loop's words); error.txt for a trial whose process died."""
+    error = _error_line(folder / "error.txt")
+    if record is not None:
+        status, reason = str(record.get("status", "running")), str(record.get("reason") or "")
+        if status in ("completed", "diverged"):
+            return status, reason
+        if status == "stopped":  # ended early by Tune's scheduler or a stop criterion: a finished trial
+            return "completed", reason
+        if status == "error":
+            return status, reason or error or "the trial raised an error"
+        return ("error", error) if error else ("running", "")  # running, interrupted, or its process died
+    # No record: failed before its first checkpoint, or a folder from before records existed.
+    last = reports[-1] if reports else {}
     if last.get("status") == "diverged" or last.get("diverged") == 1.0:
-        return "diverged", str(last.get("reason") or f"diverged at step {last.get('step')}")
-    step = _number(last.get("step"))
-    if status == "completed" and config is not None and step is not None and step < config.steps:
-        return status, f"stopped at step {step:.0f} of {config.steps} (by the scheduler or a stop criterion)"
-    return status, ""
+        return "diverged", str(last.get("reason") or f"diverged by step {last.get('step')}")
+    if last.get("status") == "completed":
+        return "completed", ""
+    if error:
+        return "error", error
+    return ("running", "") if reports else ("pending", "")
 
 
 def _error_line(file: Path) -> str:
@@ -240,22 +245,34 @@ def _error_line(file: Path) -> str:
         return ""
     lines = [line.strip() for line in file.read_text(errors="replace").splitlines() if line.strip()]
     text = lines[-1] if lines else "the trial raised an error (empty error.txt)"
+    text = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", text)  # without the exception's module path
     return text if len(text) <= 240 else text[:237] + "..."
 
 
-def _checkpoints(reports: list[dict[str, Any]], folder: Path | None) -> list[CheckpointInfo]:
-    """Reported checkpoints still on disk, by step; unreported checkpoint folders count as diverged=False, mi NaN."""
-    if folder is None:
-        return []
-    found: dict[Path, CheckpointInfo] = {}
+def _checkpoint_info(step: Any, path: Path, metrics: dict[str, Any]) -> CheckpointInfo:
+    numbers = {k: v for k, v in ((k, _number(v)) for k, v in metrics.items()) if v is not None}
+    at = _number(step)
+    return CheckpointInfo(int(at) if at is not None and math.isfinite(at) else -1, path,
+                          numbers.get("mi/cat", math.nan), numbers.get("diverged") == 1.0, numbers)  # fmt: skip
+
+
+def _checkpoints(folder: Path, record: dict[str, Any] | None, reports: list[dict[str, Any]]) -> list[CheckpointInfo]:
+    """The trial's checkpoints on disk, by step, described by the record, else by themselves
+    (`infogan-checkpoint.json`: one persisted after the record's last write), else (folders from
+    before records existed) by the report that named them in result.json."""
+    known: dict[str, CheckpointInfo] = {}
     for index, report in enumerate(reports):
-        name = report.get("checkpoint_dir_name")
-        if name and (folder / name / FILENAME).is_file():
-            step = int(report.get("step", report.get("training_iteration", index + 1)))
-            mi = _number(report.get("mi/cat"))
-            found[folder / name] = CheckpointInfo(
-                step, folder / name, math.nan if mi is None else mi, report.get("diverged") == 1.0
-            )
-    for ckpt in folder.glob(f"checkpoint_*/{FILENAME}"):
-        found.setdefault(ckpt.parent, CheckpointInfo(-1, ckpt.parent, math.nan, False))
-    return sorted(found.values(), key=lambda c: (c.step, c.path.name))
+        if name := report.get("checkpoint_dir_name"):
+            step = report.get("step", report.get("training_iteration", index + 1))
+            known[name] = _checkpoint_info(step, folder / name, {k: v for k, v in report.items() if k not in TUNE_KEYS})
+    for entry in (record or {}).get("checkpoints", []):
+        if isinstance(entry, dict) and "name" in entry:
+            name = str(entry["name"])
+            known[name] = _checkpoint_info(entry.get("step"), folder / name, entry.get("metrics") or {})
+    found = []
+    for file in folder.glob(f"*/{FILENAME}"):
+        info, described = known.get(file.parent.name), _read_json(file.parent / CHECKPOINT_FILE)
+        if info is None and described is not None:
+            info = _checkpoint_info(described.get("step"), file.parent, described.get("metrics") or {})
+        found.append(replace(info, path=file.parent) if info else CheckpointInfo(-1, file.parent, math.nan, False))
+    return sorted(found, key=lambda c: (c.step, c.path.name))

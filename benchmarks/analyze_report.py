@@ -1,13 +1,12 @@
 """Time `infogan-study analyze` on a synthetic Tune experiment that needs no training.
 
-`make_synthetic_experiment` writes what Ray Tune 2.x and `trainables/tune_trainable.py` leave on
-disk (experiment_state-*.json, per-trial params.json / result.json / progress.csv /
-checkpoint_NNNNNN/checkpoint.pt, error.txt), with untrained but real tiny InfoGAN checkpoints
+`make_synthetic_experiment` writes the per-trial files Ray Tune 2.x leaves on disk (params.json /
+result.json / progress.csv / checkpoint_NNNNNN/checkpoint.pt, error.txt; no trial records, as in
+a folder written before they existed), with untrained but real tiny InfoGAN checkpoints
 (basicprop-line, width 0.125, weights only) and made-up curves. Groups of 4 seeds; group 0 is a
 vanilla GAN. With 10 or more trials, trials 5 and 50 errored (no checkpoint), 6 and 77 diverged
-(a healthy checkpoint before the divergence) and the last one is still pending. The experiment
-state is plain JSON that our reader understands, not Tune's pickled trial objects:
-`ExperimentAnalysis` cannot restore it.
+(a healthy checkpoint before the divergence) and the last one is still pending: Tune has not
+started it, so it has no folder.
 
     uv run python benchmarks/analyze_report.py                 # 100 trials x 200 reports, --quick
     uv run python benchmarks/analyze_report.py --full-trials 2  # + per-trial time of the full protocol
@@ -128,7 +127,6 @@ def make_synthetic_experiment(path: str | Path, *, trials: int = 100, reports: i
     root = Path(path)
     root.mkdir(parents=True, exist_ok=False)
     special = {5: "error", 6: "diverged", 50: "error", 77: "diverged", trials - 1: "pending"} if trials >= 10 else {}
-    entries = []
     for index in range(trials):
         trial_id = f"5ynth_{index:05d}"
         config = (
@@ -138,17 +136,8 @@ def make_synthetic_experiment(path: str | Path, *, trials: int = 100, reports: i
             | {"seed": index % SEEDS_PER_GROUP}
         )
         status = special.get(index, "completed")
-        logdir = None if status == "pending" else _write_trial(root, index, trial_id, config, status, reports)
-        tune_status = {"completed": "TERMINATED", "diverged": "TERMINATED", "error": "ERROR", "pending": "PENDING"}[
-            status
-        ]
-        trial = {"trial_id": trial_id, "status": tune_status, "relative_logdir": logdir, "config": config,
-                 "trainable_name": "infogan_trainable", "experiment_tag": f"{index}_seed={config['seed']}"}  # fmt: skip
-        entries.append(
-            [json.dumps(trial), json.dumps({"start_time": 1767225600.0, "num_failures": int(status == "error")})]
-        )
-    state = {"trial_data": entries, "runner_data": {}, "stats": {"start_time": 1767225600.0}}
-    (root / f"experiment_state-{DATE}.json").write_text(json.dumps(state))
+        if status != "pending":
+            _write_trial(root, index, trial_id, config, status, reports)
     return root
 
 

@@ -1,18 +1,27 @@
 """Run, resume and finish a study with Ray Tune (and Optuna for searches).
 
 The pieces are the libraries' own: `tune.Tuner` with the thin function trainable, Tune's
-checkpoints (the trainable reports one per report interval; two are kept per trial) and
-`FailureConfig(max_failures)` so a trial whose node or process dies restarts from its last
-checkpoint; `ASHAScheduler` for early stopping; `OptunaSearch` with a `TPESampler` whose study
-lives in an Optuna storage (a journal file in the experiment folder by default, so
-`optuna-dashboard <file>` opens it; an RDB URL when given). `Tuner.restore(..., resume_errored=True)`
-continues an interrupted study: Tune restores the trial table, the searcher (OptunaSearch pickles
-its study handle and the sampler with its RNG state) and the scheduler; trials that finished are
-not rerun, unfinished and errored ones continue from their checkpoints.
+checkpoints (the trainable reports one per report interval; `CheckpointConfig` keeps each trial's
+best few by the study's first objective, so `analyze --checkpoint best` finds the best one, and
+Tune always keeps the latest) and `FailureConfig(max_failures)` so a trial whose node or process
+dies restarts from its last checkpoint; `ASHAScheduler` for early stopping; `OptunaSearch` with a
+`TPESampler` whose study lives in an Optuna storage (a journal file in the experiment folder by
+default, so `optuna-dashboard <file>` opens it; an RDB URL when given).
+
+`Tuner.restore(..., resume_errored=True)` continues an interrupted study: Tune restores the trial
+table, the searcher (OptunaSearch pickles its study handle and the sampler with its RNG state) and
+the scheduler; trials that finished are not rerun, unfinished and errored ones continue from their
+checkpoints. Only Tune's public API touches Tune's saved state: `resume` first loads it the way
+`Tuner.restore` will (`ExperimentAnalysis`, the search algorithm's `restore_from_dir`), because
+Tune, when that state does not load, logs the error and starts the whole study over; we stop with
+one line instead. What the project itself shows about trials comes from their records
+(`trainables/tune_trainable.py`, `study/status.py`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import os
 import sys
@@ -22,22 +31,24 @@ from typing import Any
 
 import optuna
 from ray import tune
-from ray.tune.experiment import Trial
+from ray.tune import ExperimentAnalysis
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
-from study import tune_state
 from study.plan import StudySpec, is_uri, join_path, known_studies, read_spec, write_spec
 from study.ray_runtime import check_local_fit, ray_session, starts_local_instance
-from study.status import format_table, load_trials
+from study.status import format_table, load_study
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
-from trainables.tune_trainable import with_trial_resources
+from trainables.tune_trainable import trial_dirname, with_trial_resources
 
+# Checkpoints kept per trial: the best CHECKPOINTS_KEPT by the study's first objective, plus the
+# latest (Tune never deletes it: a restart resumes from it).
 CHECKPOINTS_KEPT = 2
-# Tune forces an experiment-state snapshot every CHECKPOINTS_KEPT checkpoints of a trial (so the
-# state never points at a deleted checkpoint) and warns when that happens often; with a report
-# every few seconds it does, by design, and a local snapshot takes ~10 ms.
+# Tune snapshots its own state whenever a trial has deleted CHECKPOINTS_KEPT checkpoints (so the
+# snapshot never points at a deleted one) and warns when that happens often; with a report every
+# few seconds it does, by design, and a local snapshot takes ~10 ms.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
@@ -126,16 +137,32 @@ def _searcher(spec: StudySpec) -> OptunaSearch:
     )
 
 
-def trial_dirname(trial: Trial) -> str:
-    """Short trial folder names (Tune's default repeats every parameter)."""
-    return f"trial_{trial.trial_id}"
+def _search_algorithm(spec: StudySpec) -> SearchAlgorithm:
+    """The search algorithm as Tune wraps it for this study (to load its saved state)."""
+    if spec.kind != "search":
+        return BasicVariantGenerator(max_concurrent=spec.max_concurrent or 0)
+    searcher = _searcher(spec)
+    return SearchGenerator(ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent else searcher)
+
+
+def checkpoint_score(spec: StudySpec) -> tuple[str, str]:
+    """(metric, mode) that ranks a trial's checkpoints: the study's first objective."""
+    return spec.objectives[0].metric, spec.objectives[0].mode
+
+
+def trainable_of(spec: StudySpec) -> Any:
+    """The trainable of the study's trials: their resources, records and checkpoint ranking."""
+    return with_trial_resources(
+        cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial,
+        experiment_path=spec.experiment_path, checkpoint_score=checkpoint_score(spec),
+    )  # fmt: skip
 
 
 def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: bool = True,
-                callbacks: Sequence[tune.Callback] = ()) -> tune.Tuner:  # fmt: skip
+                callbacks: Sequence[tune.Callback] = (), stop: Any = None) -> tune.Tuner:  # fmt: skip
     """The Tuner of a new study. Reusing actors (every trial asks for the same resources) skips a
     process start and the torch import per trial; benchmarks/sweep_efficiency.py measures it with
-    a timing callback."""
+    a timing callback. `stop`: Tune's stop criterion (a dict or a function), for tests."""
     tune_config = tune.TuneConfig(
         search_alg=_searcher(spec) if spec.kind == "search" else None,
         scheduler=_scheduler(spec, param_space),
@@ -148,12 +175,16 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
         name=spec.name,
         storage_path=spec.storage_path,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=CHECKPOINTS_KEPT,
+            checkpoint_score_attribute=checkpoint_score(spec)[0],
+            checkpoint_score_order=checkpoint_score(spec)[1],
+        ),
+        stop=stop,
         callbacks=list(callbacks) or None,
         verbose=1,
     )
-    trainable = with_trial_resources(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
-    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(trainable_of(spec), param_space=param_space, tune_config=tune_config, run_config=run_config)
 
 
 # ---------------------------------------------------------------------------------- entry points
@@ -163,7 +194,7 @@ def _finish(spec: StudySpec, results: tune.ResultGrid) -> int:
         orphans = fail_orphaned_optuna_trials(spec)
         if orphans:
             print(f"marked {orphans} Optuna trial(s) left RUNNING (interrupted driver or NaN objective) as FAIL")
-    print(format_table(load_trials(spec.experiment_path), objectives=spec.objectives))
+    print(format_table(load_study(spec.experiment_path), objectives=spec.objectives))
     print(f"results: {spec.experiment_path}")
     if spec.kind == "search" and spec.optuna_storage is None:
         print(f"optuna study {spec.name!r}: optuna-dashboard {spec.optuna_journal}")
@@ -187,15 +218,48 @@ def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | No
     return _finish(spec, results)
 
 
-def find_study(name: str, storage_path: str) -> StudySpec:
-    """The spec of an existing, restorable study, or a one-line error listing the known ones."""
+def find_study(name: str, storage_path: str, *, restorable: bool = True) -> StudySpec:
+    """The spec of an existing study (that Tune can restore, unless `restorable` is False), or a
+    one-line error listing the known ones. The spec is rebased on `storage_path`, so a study folder
+    that was moved (rsync from a cluster) is resumed where it is now."""
     path = join_path(storage_path, name)
     spec = read_spec(path)
-    if spec is None or not tune.Tuner.can_restore(path):
+    if spec is None or (restorable and not tune.Tuner.can_restore(path)):
         known = known_studies(storage_path)
         listing = f"known: {', '.join(known)}" if known else "none there yet"
         raise BadInputError(f"no study named {name!r} in {storage_path} ({listing}); check --storage-path")
-    return spec
+    return dataclasses.replace(spec, storage_path=storage_path)
+
+
+def _cannot_restore(spec: StudySpec, err: BaseException) -> BadInputError:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    why = f"{type(err).__name__}: {lines[0][:160] if lines else ''}".rstrip(": ")
+    return BadInputError(
+        f"Tune cannot restore study {spec.name}: its saved state in {spec.experiment_path} does not load ({why}), "
+        f"as when the driver is stopped while Tune saves it; start the study again with a new --name "
+        f"(`infogan-study analyze {spec.experiment_path}` still reads the trials that ran)"
+    )
+
+
+def check_restorable(spec: StudySpec) -> None:
+    """Load Tune's saved state of the study the way `Tuner.restore` will, through Tune's public API
+    (the trial table, then the search algorithm's state), so that a damaged state is a one-line
+    error here rather than a study Tune silently starts over."""
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = log.level
+    log.setLevel(logging.ERROR)  # it warns for every trial that has not reported yet
+    try:
+        ExperimentAnalysis(spec.experiment_path)
+        if not is_uri(spec.experiment_path):  # (Tune copies a URI's state to the driver first)
+            algorithm = _search_algorithm(spec)
+            if algorithm.has_checkpoint(spec.experiment_path):
+                algorithm.restore_from_dir(spec.experiment_path)
+    except BadInputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever fails to load, the study cannot be restored
+        raise _cannot_restore(spec, err) from None
+    finally:
+        log.setLevel(level)
 
 
 def resume_study(name: str, *, storage_path: str, address: str | None) -> int:
@@ -203,11 +267,11 @@ def resume_study(name: str, *, storage_path: str, address: str | None) -> int:
     spec = find_study(name, storage_path)
     if starts_local_instance(address):
         check_local_fit(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
-    if not is_uri(spec.experiment_path):
-        for file_name in tune_state.repair(Path(spec.experiment_path)):
-            print(f"repaired {file_name} (truncated when the driver stopped) from Tune's staging copy")
+    check_restorable(spec)
     with ray_session(address):
-        trainable = with_trial_resources(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
-        tuner = tune.Tuner.restore(spec.experiment_path, trainable=trainable, resume_errored=True)
+        try:
+            tuner = tune.Tuner.restore(spec.experiment_path, trainable=trainable_of(spec), resume_errored=True)
+        except Exception as err:  # noqa: BLE001 - tuner.pkl unreadable: same answer
+            raise _cannot_restore(spec, err) from None
         results = tuner.fit()
     return _finish(spec, results)

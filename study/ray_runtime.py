@@ -10,8 +10,10 @@
 
 Ray's `uv run` integration would give every worker a freshly built copy of the virtualenv (tens
 of seconds per worker); the workers of a local instance already run this interpreter and a
-cluster installs the project in its set-up commands, so it is turned off unless the user set
-RAY_ENABLE_UV_RUN_RUNTIME_ENV.
+cluster installs the project in its set-up commands, so it is turned off through its documented
+switch, RAY_ENABLE_UV_RUN_RUNTIME_ENV=0, unless the user set it. Ray reads the switch once, when
+`ray` is first imported, so `study/__init__.py` sets it, before any module of this package imports
+Ray; a program that imports Ray before `study` has to set it itself (`uv_switch_missed` tells).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import urllib.parse
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,11 +32,11 @@ from trainables.errors import BadInputError
 CONNECT_TIMEOUT_S = 30.0
 
 
-def _disable_uv_worker_envs() -> None:
-    if "RAY_ENABLE_UV_RUN_RUNTIME_ENV" not in os.environ:
-        from ray._private import ray_constants
+def uv_switch_missed() -> bool:
+    """Whether Ray was imported before `study` could set RAY_ENABLE_UV_RUN_RUNTIME_ENV=0."""
+    import study
 
-        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
+    return study.RAY_IMPORTED_FIRST
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -84,7 +87,12 @@ def check_local_fit(*, cpus: float, gpus: float) -> None:
 
 def init_local(*, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     """Start a local Ray instance (all detected resources unless given)."""
-    _disable_uv_worker_envs()
+    if uv_switch_missed():
+        warnings.warn(
+            "ray was imported before infogan-study set RAY_ENABLE_UV_RUN_RUNTIME_ENV=0: under `uv run` each "
+            "worker builds its own virtualenv; set the variable before importing ray",
+            stacklevel=2,
+        )
     # address="local": always a new instance; with None, Ray joins any cluster already running here
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=True)
 
@@ -94,7 +102,6 @@ def connect(address: str | None) -> bool:
     then shuts it down), False if one was already connected."""
     if ray.is_initialized():
         return False
-    _disable_uv_worker_envs()
     if address is None:
         init_local()
         return True

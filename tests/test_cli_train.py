@@ -1,12 +1,15 @@
-"""`infogan-study train` end to end, and its answers to bad input: one line, exit 2, nothing written."""
+"""`infogan-study train` end to end, a diverged run's exit status 3, and its answers to bad input:
+one line, exit 2, nothing written."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from study.cli import main
+from study.commands.train import EXIT_DIVERGED
 
 FAST = ["--dataset", "basicprop-line", "--steps", "4", "--batch-size", "8", "--quiet",
         "--set", "width=0.125", "--set", "report_every=2"]  # fmt: skip
@@ -27,11 +30,26 @@ def test_train_writes_checkpoint_metrics_and_traversals(tmp_path, capsys):
     assert steps == [2.0, 4.0, 6.0]
 
 
-def test_a_diverging_run_exits_1_with_its_reason(tmp_path, capsys):
-    code = main(["train", *FAST, "--steps", "20", "--set", "d_optimizer=sgd", "--set", "lr_d=1e8",
-                 "--out", str(tmp_path / "run")])  # fmt: skip
-    assert code == 1
-    assert "diverged: loss/" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "settings",
+    [["--set", "d_optimizer=sgd", "--set", "lr_d=1e8"], ["--set", "lr_d=1e6", "--set", "lr_g=1e6"]],
+    ids=["sgd-lr-1e8", "adam-lr-1e6"],
+)
+def test_a_diverging_run_exits_3_with_the_loops_reason(tmp_path, capsys, settings):
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--steps", "20", *settings, "--out", str(out)]) == EXIT_DIVERGED == 3
+    captured = capsys.readouterr()
+    assert "diverged at step" in captured.out
+    [reason] = [line for line in captured.err.splitlines() if line.startswith("infogan-study: ")]
+    assert re.fullmatch(r"infogan-study: diverged by step \d+: loss/\w+ (is nan|is inf|= \S+, beyond 1e\+04)", reason)
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["diverged"] == 1.0
+    assert not (out / "checkpoint.pt").exists()  # no blown-up weights saved (it diverged before a checkpoint)
+
+
+def test_the_exit_status_is_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "3 diverged" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,18 @@
 """The training loop: every variant trains, resume == straight training, same seed == same run,
-divergence is reported, and InfoGAN's MI bound rises where a lambda=0 GAN's does not."""
+divergence (NaN, inf or an exploding loss) and an early stop end the run with the loop's reason,
+and InfoGAN's MI bound rises where a lambda=0 GAN's does not."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 
 from trainables.checkpoint import load_model
 from trainables.config import InfoGANConfig
-from trainables.loop import Trainer, train
+from trainables.loop import LOSSES, Trainer, report_status, train
 from trainables.visualize import save_traversals, traversal_images
 
 TINY = {"dataset": "basicprop-line", "width": 0.125, "batch_size": 8, "report_every": 2}
@@ -111,9 +113,51 @@ def test_divergence_ends_the_run_with_a_readable_reason():
     result = train(tiny(steps=50, d_optimizer="sgd", lr_d=1e8), device="cpu",
                    report=lambda m, save: reports.append(m))  # fmt: skip
     assert result.status == "diverged"
-    assert result.reason.startswith("diverged: loss/")
+    assert result.reason.startswith(f"diverged by step {result.step}: loss/")
     assert result.step < 50
-    assert reports[-1]["diverged"] == 1.0
+    assert reports[-1]["diverged"] == 1.0 and reports[-1]["step"] == result.step
+
+
+def test_an_exploding_but_finite_loss_is_a_divergence():
+    """lr 1e6 blows the weights up: losses of ~1e13 that are still finite end the run too."""
+    reports = []
+    result = train(tiny(steps=40, lr_d=1e6, lr_g=1e6), device="cpu", report=lambda m, save: reports.append(m))
+    assert result.status == "diverged" and result.step < 40
+    assert all(math.isfinite(reports[-1][k]) for k in LOSSES)
+    assert re.fullmatch(r"diverged by step \d+: loss/\w+ = \S+, beyond 1e\+04", result.reason), result.reason
+
+
+@pytest.mark.parametrize(
+    ("losses", "expected"),
+    [
+        ((1.4, 0.7, 2.3), ("running", "")),  # near equilibrium
+        ((60.0, 120.0, 40.0), ("running", "")),  # one network winning outright: large but sane
+        ((math.nan, 0.7, 2.3), ("diverged", "diverged by step 20: loss/d is nan")),
+        ((1.4, math.inf, 2.3), ("diverged", "diverged by step 20: loss/g is inf")),
+        ((1.4, 0.7, -2e4), ("diverged", "diverged by step 20: loss/info = -2e+04, beyond 1e+04")),
+    ],
+)
+def test_report_status_judges_every_loss(losses, expected):
+    metrics = {"step": 20.0, **dict(zip(LOSSES, losses))}
+    assert report_status(metrics, tiny(steps=40)) == expected
+    assert report_status({**metrics, "step": 40.0}, tiny(steps=40))[0] == (
+        "completed" if expected[0] == "running" else "diverged"
+    )
+
+
+def test_a_report_can_stop_the_run_with_a_reason():
+    reports = []
+
+    def report(metrics, save):
+        reports.append(metrics["step"])
+        return "by the test" if metrics["step"] >= 4 else None
+
+    result = train(tiny(steps=10), device="cpu", report=report)
+    assert (result.status, result.step, reports) == ("stopped", 4, [2.0, 4.0])
+    assert result.reason == "stopped at step 4 of 10 by the test"
+    # a stop asked at the last report changes nothing: the run completed
+    last = train(tiny(steps=4), device="cpu", report=lambda m, save: "by the test" if m["step"] == 4 else None)
+    assert (last.status, last.reason) == ("completed", "")
 
 
 def test_checkpoint_rebuilds_the_generator_and_traversals_vary_the_code(tmp_path):

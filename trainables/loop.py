@@ -13,6 +13,10 @@ One step = one D update then one G+Q update (Chen et al. 2016, https://arxiv.org
 GPU first: data, latents and noise live on the device; losses are summed on the device and read
 back once per report, so the step has no host synchronisation. Every random draw comes from one
 `torch.Generator` whose state is checkpointed: resuming reproduces straight training exactly on CPU.
+
+How a run ends is decided here and only here (`report_status`, `TrainResult`): completed, diverged
+(a NaN/inf loss, or a loss beyond `LOSS_LIMIT`) with a reason, or stopped early by its caller.
+The CLI, the Tune trainable, its trial record, `status` and `analyze` all show these words.
 """
 
 from __future__ import annotations
@@ -30,18 +34,27 @@ from trainables.errors import BadInputError
 from trainables.losses import d_loss, g_loss, info_loss, instance_noise_std, mi_bounds
 from trainables.models import Codes, InfoGAN
 
-ReportFn = Callable[[dict[str, float], Callable[[str | Path], Path]], None]
+# report(metrics, save_checkpoint) -> None, or a reason to stop the run early (e.g. "by Tune's scheduler").
+ReportFn = Callable[[dict[str, float], Callable[[str | Path], Path]], str | None]
 
 # Running sums kept on the device between reports, in this order.
 _SUMS = ("loss/d", "loss/g", "loss/info", "ce", "nll", "d/real", "d/fake")
 # Fields that may differ between a checkpoint and the config resuming it.
 RESUMABLE_CHANGES = ("steps", "report_every", "data_root")
+# The losses a divergence is judged on, and the bound on their size. All three are cross-entropies
+# (BCE with logits for D and G, CE + Gaussian NLL for Q): about ln 2 (G), 2 ln 2 (D) and ln K (Q)
+# at equilibrium, tens when one network wins outright. BCE with logits grows like |logit| for a
+# confidently wrong output, so a mean loss of 1e4 over a report means logits of order 1e4: the
+# weights have blown up (sigmoids saturated, gradients gone) and the run will not come back, even
+# while every number is still finite (lr 1e6 reaches loss/d ~ 1e14 without a NaN).
+LOSSES = ("loss/d", "loss/g", "loss/info")
+LOSS_LIMIT = 1e4
 
 
 @dataclass
 class TrainResult:
-    status: str  # "completed" | "diverged"
-    reason: str  # "" or why the run stopped early
+    status: str  # "completed" | "diverged" | "stopped" (by the caller, see ReportFn)
+    reason: str  # "" or one line: why the run ended before its last step
     step: int
     metrics: dict[str, float] = field(default_factory=dict)  # the last report
 
@@ -234,12 +247,17 @@ class Trainer:
         return dict(state.get("metrics", {}))
 
 
-def _first_bad(metrics: dict[str, float]) -> str | None:
-    for key in ("loss/d", "loss/g", "loss/info"):
+def report_status(metrics: dict[str, float], config: InfoGANConfig) -> tuple[str, str]:
+    """How the run stands at a report: ("running", ""), ("completed", "") at its last step, or
+    ("diverged", reason) when a loss is NaN, inf or beyond LOSS_LIMIT (a mean over the report's
+    steps, so the reason says "by step N")."""
+    for key in LOSSES:
         value = metrics[key]
         if value != value or value in (float("inf"), float("-inf")):
-            return f"{key} is {value}"
-    return None
+            return "diverged", f"diverged by step {int(metrics['step'])}: {key} is {value}"
+        if abs(value) > LOSS_LIMIT:
+            return "diverged", f"diverged by step {int(metrics['step'])}: {key} = {value:.3g}, beyond {LOSS_LIMIT:.0e}"
+    return ("completed" if metrics["step"] >= config.steps else "running"), ""
 
 
 def train(
@@ -252,8 +270,9 @@ def train(
     progress: bool = False,
 ) -> TrainResult:
     """Train `config.steps` steps (continuing from `resume_from`), calling `report(metrics,
-    save_checkpoint)` every `config.report_every` steps and at the end. A NaN or inf loss ends the
-    run with status 'diverged' and a reason; it is reported (diverged=1.0), not raised."""
+    save_checkpoint)` every `config.report_every` steps and at the end. A diverged loss (see
+    `report_status`) ends the run with status 'diverged' and a reason; it is reported (diverged=1.0),
+    not raised. A report that returns a reason stops the run there (status 'stopped')."""
     trainer = Trainer(config, device=device, data=data)
     metrics: dict[str, float] = {}
     if resume_from is not None:
@@ -264,25 +283,22 @@ def train(
 
         bar = tqdm(total=config.steps, initial=trainer.step, desc=config.variant, unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
-    status, reason = "completed", ""
+    status, reason = ("completed" if trainer.step >= config.steps else "running"), ""
     try:
-        while trainer.step < config.steps:
+        while status == "running":
             trainer.train_step()
             if bar is not None:
                 bar.update(1)
             if trainer.step % config.report_every == 0 or trainer.step == config.steps:
                 metrics = trainer.collect_metrics(time.perf_counter() - t0)
-                bad = _first_bad(metrics)
-                if bad:
-                    status = "diverged"
-                    reason = f"diverged: {bad} in the steps up to {trainer.step}"
+                status, reason = report_status(metrics, config)
+                if status == "diverged":
                     metrics["diverged"] = 1.0
                 if bar is not None:
                     bar.set_postfix({k: f"{metrics[k]:.3g}" for k in ("loss/d", "loss/g", "mi/cat")})
-                if report is not None:
-                    report(metrics, lambda d, m=metrics: trainer.save(d, m))
-                if status == "diverged":
-                    break
+                stop = report(metrics, lambda d, m=metrics: trainer.save(d, m)) if report is not None else None
+                if stop and status == "running":
+                    status, reason = "stopped", f"stopped at step {trainer.step} of {config.steps} {stop}"
                 t0 = time.perf_counter()
     finally:
         if bar is not None:

@@ -1,4 +1,9 @@
-"""`infogan-study resume NAME`: continue an interrupted sweep or search where it stopped."""
+"""`infogan-study resume NAME`: continue an interrupted sweep or search where it stopped.
+
+Tune restores the study from its own saved state (`Tuner.restore`). That state is loaded first,
+through Tune's public API; if it does not load (a driver stopped while Tune was saving it), the
+answer is one line and exit status 2, with what to do, instead of Tune quietly starting the study
+over."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`infogan-study status NAME`: the table of a study's trials and their states."""
+"""`infogan-study status NAME`: the table of a study's trials and their states, from the trials'
+records and Tune's public view of the study (`study/status.py`); Ray is not started."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 from study.launcher import find_study
 from study.options import add_location_arguments
 from study.plan import normalize_storage_path
-from study.status import format_table, load_trials
+from study.status import format_table, load_study
 
 NAME = "status"
 HELP = "print a study's trials, their state and last metrics"
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = find_study(args.name, normalize_storage_path(args.storage_path))
+    spec = find_study(args.name, normalize_storage_path(args.storage_path), restorable=False)
     print(f"{spec.kind} {spec.name} ({spec.space}) in {spec.experiment_path}")
-    print(format_table(load_trials(spec.experiment_path), objectives=spec.objectives))
+    print(format_table(load_study(spec.experiment_path), objectives=spec.objectives))
     return 0

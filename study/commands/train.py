@@ -1,5 +1,9 @@
 """`infogan-study train`: one InfoGAN run, no Ray. Writes checkpoint.pt, metrics.jsonl and latent
-traversal grids (traversal_<code>.png) to --out."""
+traversal grids (traversal_<code>.png) to --out.
+
+Exit status: 0 when the run completed; 2 for bad input (one line on stderr, nothing written);
+3 when the run diverged (a NaN, inf or exploding loss; the reason is on stderr, and checkpoint.pt
+holds the last healthy checkpoint, if one was written before the divergence)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from trainables.errors import BadInputError
 
 NAME = "train"
 HELP = "train one InfoGAN configuration (no Ray): checkpoint, metrics.jsonl and traversal grids in --out"
+EPILOG = "exit status: 0 completed, 2 bad input (one line on stderr), 3 diverged (the reason on stderr)"
+EXIT_DIVERGED = 3
 
 
 class _HelpConfig(argparse.Action):
@@ -24,6 +30,7 @@ class _HelpConfig(argparse.Action):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EPILOG
     p.add_argument("--dataset", help="dataset name (config field `dataset`; default mnist)")
     p.add_argument("--data-root", help="folder with the dataset files (torchvision layout), or the image folder/.npz")
     p.add_argument("--steps", type=int, help="training steps (default 5000)")
@@ -89,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         metrics_file.write(json.dumps(metrics) + "\n")
         metrics_file.flush()
         step = int(metrics["step"])
+        if metrics.get("diverged") == 1.0:
+            return  # keep the last healthy checkpoint, not blown-up weights
         if step // args.checkpoint_every > last_ckpt_step // args.checkpoint_every or step == config.steps:
             save_checkpoint(out)
             last_ckpt_step = step
@@ -106,5 +115,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote to {out}: metrics.jsonl" + "".join(f", {p.name}" for p in [out / FILENAME, *grids] if p.exists()))
     if result.status != "completed":
         print(f"infogan-study: {result.reason}", file=sys.stderr)
-        return 1
+        return EXIT_DIVERGED
     return 0

@@ -1,5 +1,6 @@
 """How a study is configured before Ray runs it (no Ray processes): per-trial resources, ASHA's
-budget from steps/report_every, the Optuna searcher and its storage, the saved study spec."""
+budget from steps/report_every, the Optuna searcher and its storage, the checkpoints kept (the
+best by the study's first objective), where the trials' records go, the saved study spec."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import optuna
 import pytest
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from study.launcher import _scheduler, _searcher, check_optuna_storage
+from study.launcher import CHECKPOINTS_KEPT, _scheduler, _searcher, build_tuner, check_optuna_storage, find_study
 from study.plan import Objective, StudySpec, read_spec, write_spec
 from trainables.errors import BadInputError
 from trainables.tune_trainable import infogan_trainable, with_trial_resources
@@ -65,3 +66,25 @@ def test_spec_round_trips_through_the_experiment_folder(tmp_path: Path) -> None:
     write_spec(spec)
     assert read_spec(spec.experiment_path) == spec
     assert read_spec(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize(("objectives", "score"), [
+    ((Objective("mi/cat", "max"),), ("mi/cat", "max")),
+    ((Objective("loss/g", "min"), Objective("mi/cat", "max")), ("loss/g", "min")),
+])  # fmt: skip
+def test_tune_keeps_the_best_checkpoints_by_the_first_objective(tmp_path: Path, objectives, score) -> None:
+    spec = _spec(tmp_path, objectives=objectives)
+    tuner = build_tuner(spec, {"dataset": "basicprop-line"})
+    keep = tuner._local_tuner.get_run_config().checkpoint_config
+    assert keep.num_to_keep == CHECKPOINTS_KEPT
+    assert (keep.checkpoint_score_attribute, keep.checkpoint_score_order) == score
+
+
+def test_a_moved_study_is_found_where_it_is_now(tmp_path: Path) -> None:
+    spec = _spec(tmp_path / "cluster")
+    write_spec(spec)
+    (tmp_path / "cluster").rename(tmp_path / "home")
+    found = find_study("s", str(tmp_path / "home"), restorable=False)
+    assert found.experiment_path == str(tmp_path / "home" / "s") and found.name == "s"
+    with pytest.raises(BadInputError, match="no study named 's'"):
+        find_study("s", str(tmp_path / "home"))  # Tune has nothing to restore there

@@ -17,7 +17,7 @@ from ray.cluster_utils import Cluster
 
 from study.cli import main
 from study.ray_runtime import connect
-from study.status import load_trials
+from study.status import load_study
 
 STEPS, EVERY = 600, 20
 SPACE = "from ray import tune\nDESCRIPTION = 'two seeds'\ndef space():\n    return {'seed': tune.grid_search([0, 1])}\n"
@@ -76,14 +76,16 @@ def test_trial_resumes_from_checkpoint_after_its_node_is_lost(cluster: Cluster, 
     assert removed, "the trials finished before a node could be removed"
     assert exit_code == [0]
 
-    trials = load_trials(str(experiment))
-    assert len(trials) == 2 and all(t.status == "TERMINATED" for t in trials)
-    assert sorted(t.num_failures for t in trials) == [0, 1]
+    trials = load_study(str(experiment)).trials
+    assert len(trials) == 2 and all(t.state == "COMPLETED" for t in trials)
+    assert sorted(t.failures for t in trials) == [0, 1]
     for t in trials:
-        assert t.last_result["step"] == STEPS and t.last_result["training_iteration"] == STEPS // EVERY
-        steps = _steps(Path(t.path))
+        assert t.step == STEPS and t.record.run_status == "completed"
+        lines = (t.record.path / "result.json").read_text().splitlines()
+        assert json.loads(lines[-1])["training_iteration"] == STEPS // EVERY
+        steps = _steps(t.record.path)
         assert steps.count(EVERY) == 1  # never restarted from scratch
-        if t.num_failures:  # resumed from its last checkpoint: at most one report repeated
+        if t.failures:  # resumed from its last checkpoint: at most one report repeated
             assert len(steps) - len(set(steps)) <= 1 and steps[-1] == STEPS
         else:
             assert steps == list(range(EVERY, STEPS + 1, EVERY))

@@ -1,7 +1,8 @@
 """Sweeps and searches with real Ray processes on one shared local Ray instance (2 CPUs).
 
-- A diverging trial ends TERMINATED with diverged=1.0 and a reason (shown as DIVERGED); the
-  other trials finish; checkpoints are written through `tune.report` and pruned to two.
+- A diverging trial ends normally with diverged=1.0 and the loop's reason in its record (shown as
+  DIVERGED); the other trials finish; checkpoints are written through `tune.report`, and Tune
+  keeps the best two by the study's metric plus the latest, as each trial's record lists them.
 - An unknown config key makes the trial error at once with the config's one-line message.
 - A sweep whose driver is killed mid-way is completed by `infogan-study resume`: finished trials
   are not rerun, the interrupted ones continue from their checkpoints.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -24,12 +24,16 @@ import optuna
 import pytest
 import ray
 from ray import tune
-from ray.tune.experiment import Trial
+from ray.tune import ExperimentAnalysis
+from ray.tune.search.optuna import OptunaSearch
 
+from analysis.tune_folder import TrialRecord, read_experiment
 from study.cli import main
+from study.launcher import CHECKPOINTS_KEPT
 from study.ray_runtime import init_local
-from study.status import format_table, load_trials, trial_state
-from trainables.tune_trainable import infogan_trainable
+from study.status import format_table, load_study
+from trainables.checkpoint import FILENAME
+from trainables.tune_trainable import RECORD_FILE, infogan_trainable
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--dataset", "basicprop-line", "--batch-size", "8", "--set", "width=0.125"]
@@ -62,27 +66,34 @@ def test_diverging_trial_ends_as_such_and_the_others_finish(local_ray: str, tmp_
     argv = ["sweep", space, *FAST, "--steps", "30", "--set", "report_every=5", "--name", "div",
             "--storage-path", str(tmp_path / "results")]  # fmt: skip
     assert main(argv) == 0
-    trials = load_trials(str(tmp_path / "results" / "div"))
-    assert len(trials) == 4
-    for t in trials:
-        assert t.status == "TERMINATED" and t.num_failures == 0
+    view = load_study(str(tmp_path / "results" / "div"))
+    assert len(view.trials) == 4 and view.tune_note == ""
+    for t in view.trials:
+        assert t.failures == 0
+        record = json.loads((t.record.path / RECORD_FILE).read_text())
         if t.config["lr_g"] > 1:
-            assert trial_state(t) == "DIVERGED" and t.last_result["diverged"] == 1.0
-            assert t.last_result["step"] < 30 and "loss" in t.last_result["reason"]
+            assert t.state == "DIVERGED" and t.metrics["diverged"] == 1.0 and t.step < 30
+            assert record["status"] == "diverged" and t.note == record["reason"]
+            assert record["reason"].startswith(f"diverged by step {t.step}: loss/")
+            assert _results(t.record.path)[-1]["reason"] == record["reason"]  # what Tune was told
         else:
-            assert trial_state(t) == "TERMINATED" and t.last_result["step"] == 30
-            assert t.last_result["training_iteration"] == 6 and t.last_result["status"] == "completed"
-            checkpoints = sorted(Path(t.path).glob("checkpoint_*"))
-            assert len(checkpoints) == 2 and (checkpoints[-1] / "checkpoint.pt").is_file()
+            assert t.state == "COMPLETED" and t.step == 30 and (record["status"], record["reason"]) == ("completed", "")
+            assert _results(t.record.path)[-1]["training_iteration"] == 6
+            on_disk = sorted(p.parent.name for p in t.record.path.glob(f"checkpoint_*/{FILENAME}"))
+            assert 2 <= len(on_disk) <= CHECKPOINTS_KEPT + 1 and [c["name"] for c in record["checkpoints"]] == on_disk
+            assert record["checkpoints"][-1]["step"] == 30  # the latest is always kept
+            best = max(record["checkpoints"], key=lambda c: c["metrics"]["mi/cat"])
+            assert t.record.choose_checkpoint("best").path.name == best["name"]
     capsys.readouterr()
     assert main(["status", "div", "--storage-path", str(tmp_path / "results")]) == 0
     table = capsys.readouterr().out
     rows = [line for line in table.splitlines() if " DIVERGED " in line]
-    assert len(rows) == 2 and all("diverged at step 5: loss/" in row for row in rows)
-    assert "4 trials: 2 DIVERGED, 2 TERMINATED" in table
+    assert len(rows) == 2 and all("diverged by step 5: loss/" in row for row in rows)
+    assert "4 trials: 2 COMPLETED, 2 DIVERGED" in table
 
 
 def test_unknown_key_errors_the_trial_at_once_with_one_line(local_ray: str, tmp_path: Path) -> None:
+    """The bare trainable (no launcher, so no record): status reads Tune's files and public view."""
     tuner = tune.Tuner(
         infogan_trainable,
         param_space={"dataset": "basicprop-line", "steps": 5, "lamda_info": 0.5},
@@ -91,9 +102,10 @@ def test_unknown_key_errors_the_trial_at_once_with_one_line(local_ray: str, tmp_
     results = tuner.fit()
     assert results.num_errors == 1
     assert "unknown config field 'lamda_info'; did you mean lambda_info?" in str(results[0].error)
-    trials = load_trials(str(tmp_path / "bad"))
-    assert trials[0].last_result.get("training_iteration") is None  # nothing was trained or reported
-    assert "BadInputError: unknown config field 'lamda_info'" in format_table(trials)
+    view = load_study(str(tmp_path / "bad"))
+    assert [(t.state, t.step) for t in view.trials] == [("ERROR", None)]  # nothing was trained or reported
+    assert not list((tmp_path / "bad").glob(f"*/{RECORD_FILE}"))
+    assert "BadInputError: unknown config field 'lamda_info'" in format_table(view)
 
 
 # ---------------------------------------------------------------------------------- driver killed
@@ -110,7 +122,7 @@ def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, log: Path, 
         try:
             if condition():
                 return
-        except Exception:  # noqa: BLE001 - state files mid-write; try again
+        except Exception:  # noqa: BLE001 - no experiment yet, or Tune's state mid-write; try again
             pass
         time.sleep(0.5)
     proc.kill()
@@ -120,6 +132,10 @@ def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, log: Path, 
 def _kill(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+
+
+def _trials(experiment: Path) -> dict[str, TrialRecord]:
+    return {t.trial_id: t for t in read_experiment(experiment).trials}
 
 
 @pytest.mark.slow
@@ -132,29 +148,31 @@ def test_resume_completes_a_sweep_whose_driver_was_killed(local_ray: str, tmp_pa
             "--name", "killed", "--storage-path", str(storage), "--address", local_ray]  # fmt: skip
     proc = _start_driver(argv, tmp_path / "driver.log")
 
-    def midway(t: Trial) -> bool:  # checkpointed, with at least half of its run still to go
-        return trial_state(t) == "UNFINISHED" and t.checkpoint is not None and t.last_result["step"] <= steps // 2
+    def midway(t: TrialRecord) -> bool:  # checkpointed, with at least half of its run still to go
+        return t.run_status == "running" and bool(t.checkpoints) and t.last_step <= steps // 2
 
     def finished_and_midway() -> bool:
-        trials = load_trials(str(experiment))
-        return any(t.status == "TERMINATED" for t in trials) and any(midway(t) for t in trials)
+        trials = _trials(experiment).values()
+        return any(t.run_status == "completed" for t in trials) and any(midway(t) for t in trials)
 
     _wait_for(finished_and_midway, proc, tmp_path / "driver.log", timeout_s=400)
     _kill(proc)
-    before = {t.trial_id: t for t in load_trials(str(experiment))}
-    done = {i: (Path(t.path) / "result.json").read_text() for i, t in before.items() if t.status == "TERMINATED"}
-    resumed = {i: len(_results(Path(t.path))) for i, t in before.items() if midway(t)}  # id -> rows so far
+    before = _trials(experiment)
+    done = {i: (t.path / "result.json").read_text() for i, t in before.items() if t.run_status == "completed"}
+    resumed = {i: len(_results(t.path)) for i, t in before.items() if midway(t)}  # id -> rows so far
     assert done and resumed
 
     assert main(["resume", "killed", "--storage-path", str(storage)]) == 0
-    after = load_trials(str(experiment))
-    assert len(after) == 3 and all(t.status == "TERMINATED" for t in after)
-    for t in after:
-        assert t.last_result["step"] == steps and t.last_result["training_iteration"] == steps // every
-        if t.trial_id in done:  # not rerun: its results are exactly as before the kill
-            assert (Path(t.path) / "result.json").read_text() == done[t.trial_id]
-        if t.trial_id in resumed:  # continued from its checkpoint, not from step 0
-            new_rows = _results(Path(t.path))[resumed[t.trial_id] :]
+    after = _trials(experiment)
+    assert len(after) == 3 and all(t.run_status == "completed" for t in after.values())
+    assert [t.state for t in load_study(str(experiment)).trials] == ["COMPLETED"] * 3
+    for trial_id, t in after.items():
+        assert t.last_step == steps and _results(t.path)[-1]["training_iteration"] == steps // every
+        assert t.checkpoints[-1].step == steps
+        if trial_id in done:  # not rerun: its results are exactly as before the kill
+            assert (t.path / "result.json").read_text() == done[trial_id]
+        if trial_id in resumed:  # continued from its checkpoint, not from step 0
+            new_rows = _results(t.path)[resumed[trial_id] :]
             assert new_rows and new_rows[0]["step"] > every
 
 
@@ -174,7 +192,8 @@ def test_resumed_search_keeps_optuna_history_and_tpe_sampler(local_ray: str, tmp
 
     def two_told_and_snapshotted() -> bool:
         complete = [t for t in study().trials if t.state == optuna.trial.TrialState.COMPLETE]
-        return len(complete) >= 2 and sum(t.status == "TERMINATED" for t in load_trials(str(experiment))) >= 2
+        tune_done = sum(t.status == "TERMINATED" for t in ExperimentAnalysis(str(experiment)).trials)
+        return len(complete) >= 2 and tune_done >= 2
 
     _wait_for(two_told_and_snapshotted, proc, tmp_path / "driver.log", timeout_s=400)
     _kill(proc)
@@ -186,14 +205,14 @@ def test_resumed_search_keeps_optuna_history_and_tpe_sampler(local_ray: str, tmp
     assert len(complete) == 6 and all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
     for number, (params, values) in history.items():  # the history survived unchanged
         assert (trials[number].params, trials[number].values) == (params, values)
-    tune_trials = load_trials(str(experiment))
-    assert len(tune_trials) == 6 and all(t.status == "TERMINATED" for t in tune_trials)
+    tune_trials = load_study(str(experiment)).trials
+    assert len(tune_trials) == 6 and all(t.state == "COMPLETED" for t in tune_trials)
     # every Tune trial ran a configuration Optuna suggested and was told its result
     suggested = [t.params for t in complete]
     assert all({k: t.config[k] for k in suggested[0]} in suggested for t in tune_trials)
-    # the restored searcher is the TPE sampler over the same study, not a fresh random search
-    state_file = max(experiment.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
-    searcher_state = pickle.loads(state_file.read_bytes())
-    sampler = searcher_state["_ot_study"].sampler
+    # the restored searcher (through Tune's public Searcher API) is the TPE sampler over the same study
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(experiment))
+    sampler = searcher._ot_study.sampler
     assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 2
-    assert searcher_state["_ot_study"].study_name == "tpe"
+    assert searcher._ot_study.study_name == "tpe"
