@@ -1,7 +1,7 @@
 """`infogan-study analyze`: a Tune experiment folder in, trials/curves/selection.parquet out.
 
 Pipeline: read the folder (`analysis.tune_folder`), train each dataset's classifiers once
-(cached in <experiment>/.cache/), score every trial's final or best checkpoint (`analysis.scoring`;
+(cached in the storage folder's .cache/, <experiment>/../.cache), score every trial's final or best checkpoint (`analysis.scoring`;
 one call per trial through a `Mapper`: in-process, local processes or Ray tasks), summarise the
 MI curves and raise failure flags from the reports, run the label-free selection pools
 (`analysis.selection`), then write the three tables (`analysis.schema`). Every trial gets a row,
@@ -104,7 +104,8 @@ def analyze_experiment(
         raise BadInputError(f"centrality_max_models={centrality_max_models}: ModelCentrality needs >= 2 models")
     experiment = read_experiment(path)
     out_dir = _writable_dir(Path(out) if out is not None else experiment.path)
-    cache_dir = _writable_dir(experiment.path / ".cache", fallback=out_dir / ".cache")
+    # the storage folder's cache: the classifiers are shared with the sweeps' probes and other studies
+    cache_dir = _writable_dir(experiment.path.parent / ".cache", fallback=out_dir / ".cache")
     mapper = mapper or functools.partial(serial_map, progress=progress)
 
     trials = {t.trial_id: t for t in experiment.trials}

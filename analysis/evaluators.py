@@ -20,6 +20,7 @@ known factors (1.0 for the exact read-off).
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "FactorReader",
     "TemplateReader",
     "heldout_factors",
+    "ProbeFactory",
     "generator_probe",
     "make_reader",
     "model_traversals",
@@ -104,19 +106,30 @@ class EvaluatorFiles:
     factors: tuple[str, ...] = ()  # sprites: one classifier per factor
 
 
-def prepare_evaluator(data: ImageData, cache_stem: Path, *, steps: int, batch_size: int) -> EvaluatorFiles:
+def _load_or_train(images: torch.Tensor, labels: torch.Tensor, path: str, *, what: str, num_classes: int,
+                   steps: int, batch_size: int) -> None:  # fmt: skip
+    if not Path(path).exists():
+        print(f"training the {what} ({steps} steps, once; cached in {path})", file=sys.stderr, flush=True)
+    metrics.load_or_train_classifier(images, labels, cache_path=path, num_classes=num_classes, steps=steps,
+                                     batch_size=batch_size)  # fmt: skip
+
+
+def prepare_evaluator(
+    data: ImageData, cache_stem: Path, *, steps: int, batch_size: int, readers_only: bool = False
+) -> EvaluatorFiles:
     """Train (or find in the cache) the classifiers a dataset needs: `<stem>.pt` for quality and
     labelled reading, `<stem>-<factor>.pt` per sprites factor. Labelled sets train on their
-    labelled training split, procedural ones on their fixed labelled held-out sample."""
+    labelled training split, procedural ones on their fixed labelled held-out sample.
+    `readers_only`: only what reads factors (no quality classifier for procedural data)."""
     quality = None
-    if data.num_classes is not None:
+    if data.num_classes is not None and not (readers_only and data.ground_truth is not None):
         if data.labels is not None:
             images, labels = data.train_images(), data.labels
         else:
             images, labels = data.heldout.images, data.heldout.labels
         quality = str(cache_stem.with_name(cache_stem.name + ".pt"))
-        metrics.load_or_train_classifier(images, labels, cache_path=quality, num_classes=data.num_classes,
-                                         steps=steps, batch_size=batch_size)  # fmt: skip
+        _load_or_train(images, labels, quality, what=f"{data.name} classifier", num_classes=data.num_classes,
+                       steps=steps, batch_size=batch_size)  # fmt: skip
     factors: tuple[str, ...] = ()
     gt = data.ground_truth
     if gt is not None and not isinstance(gt, EXACT_READOFF):
@@ -125,8 +138,8 @@ def prepare_evaluator(data: ImageData, cache_stem: Path, *, steps: int, batch_si
         paths = []
         for f, (name, k) in enumerate(zip(gt.factor_names, gt.factors_num_values)):
             path = str(cache_stem.with_name(f"{cache_stem.name}-{name}.pt"))
-            metrics.load_or_train_classifier(x, torch.from_numpy(found[:, f].copy()), cache_path=path,
-                                             num_classes=k, steps=steps, batch_size=batch_size)  # fmt: skip
+            _load_or_train(x, torch.from_numpy(found[:, f].copy()), path, what=f"{data.name} {name} classifier",
+                           num_classes=k, steps=steps, batch_size=batch_size)  # fmt: skip
             paths.append(path)
         factors = tuple(paths)
     return EvaluatorFiles(quality, factors)
@@ -198,3 +211,16 @@ def generator_probe(
         return {"gen/cat_acc": scores["cat_acc"], "gen/valid": scores["valid"]}
 
     return probe
+
+
+@dataclass(frozen=True)
+class ProbeFactory:
+    """Builds a trial's generator probe from the data it trains on. Picklable: the classifiers of
+    the study's datasets travel with it to every trial (tune.with_parameters), so a trial needs no
+    file from the driver; procedural lines and rectangles need none at all."""
+
+    classifiers: dict[tuple[str, int], tuple[metrics.FeatureClassifier | None, tuple[metrics.FeatureClassifier, ...]]]
+
+    def __call__(self, data: ImageData) -> Callable[[InfoGAN], dict[str, float]] | None:
+        quality, factors = self.classifiers.get((data.name, data.image_shape[1]), (None, ()))
+        return generator_probe(data, quality, factors)

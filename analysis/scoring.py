@@ -344,11 +344,13 @@ def data_key(config: InfoGANConfig) -> tuple[str, int, bool]:
 
 
 def prepare_evaluators(
-    configs: list[InfoGANConfig], cache_dir: Path, counts: ScoringCounts, data_root: str | None = None
+    configs: list[InfoGANConfig], cache_dir: Path, counts: ScoringCounts, data_root: str | None = None,
+    *, readers_only: bool = False,
 ) -> dict[tuple[str, int, bool], evaluators.EvaluatorFiles]:
     """Train (or find) each dataset's classifiers among `configs`, here and once, so the workers
     only load them. data_key -> their cache files, named
-    <cache_dir>/classifier-<dataset>-<side>px[-noise]-<train|heldout>-<steps>steps[-<factor>].pt."""
+    <cache_dir>/classifier-<dataset>-<side>px[-noise]-<train|heldout>-<steps>steps[-<factor>].pt.
+    `readers_only`: only the classifiers that read factors (what the training probe needs)."""
     files: dict[tuple[str, int, bool], evaluators.EvaluatorFiles] = {}
     for config in configs:  # (trained on one thread: the same weights wherever the analysis runs)
         key = data_key(config)
@@ -360,9 +362,22 @@ def prepare_evaluators(
         stem = cache_dir / f"classifier-{config.dataset}-{data.image_shape[1]}px{noise}-{source}-{counts.classifier_steps}steps"
         with single_threaded():
             files[key] = evaluators.prepare_evaluator(
-                data, stem, steps=counts.classifier_steps, batch_size=CLASSIFIER_BATCH
+                data, stem, steps=counts.classifier_steps, batch_size=CLASSIFIER_BATCH, readers_only=readers_only
             )
     return files
+
+
+def prepare_probe(configs: list[InfoGANConfig], cache_dir: Path, counts: ScoringCounts = FULL) -> evaluators.ProbeFactory:
+    """The generator probe of a study's trials (reported as gen/cat_acc during training), with the
+    classifiers its datasets need trained or found in `cache_dir`: the same files `analyze` uses."""
+    files = prepare_evaluators(configs, cache_dir, counts, readers_only=True)
+    classifiers = {}
+    for config in configs:
+        data, found = dataset_for(config), files[data_key(config)]
+        classifiers[(data.name, data.image_shape[1])] = (
+            _classifier(found.quality), tuple(_classifier(path) for path in found.factors)
+        )
+    return evaluators.ProbeFactory(classifiers)
 
 
 @functools.lru_cache(maxsize=16)

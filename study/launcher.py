@@ -150,16 +150,28 @@ def checkpoint_score(spec: StudySpec) -> tuple[str, str]:
     return spec.objectives[0].metric, spec.objectives[0].mode
 
 
-def trainable_of(spec: StudySpec) -> Any:
-    """The trainable of the study's trials: their resources, records and checkpoint ranking."""
+def study_probe(spec: StudySpec) -> Any:
+    """The generator probe every trial reports (gen/cat_acc, gen/valid), with the classifiers its
+    datasets need trained once here, before Ray starts, into the storage folder's `.cache` (shared
+    with `analyze`; a local cache for s3:// or gs:// storage). None for a spec without datasets."""
+    if not spec.datasets:
+        return None
+    from analysis.scoring import prepare_probe
+
+    cache = Path.home() / ".cache" / "infogan-study" if is_uri(spec.storage_path) else Path(spec.storage_path) / ".cache"
+    return prepare_probe([InfoGANConfig.from_dict(values) for values in spec.datasets], cache)
+
+
+def trainable_of(spec: StudySpec, probe: Any = None) -> Any:
+    """The trainable of the study's trials: their resources, records, checkpoint ranking and probe."""
     return with_trial_resources(
         cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial,
-        experiment_path=spec.experiment_path, checkpoint_score=checkpoint_score(spec),
+        experiment_path=spec.experiment_path, checkpoint_score=checkpoint_score(spec), probe=probe,
     )  # fmt: skip
 
 
 def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: bool = True,
-                callbacks: Sequence[tune.Callback] = (), stop: Any = None) -> tune.Tuner:  # fmt: skip
+                callbacks: Sequence[tune.Callback] = (), stop: Any = None, probe: Any = None) -> tune.Tuner:  # fmt: skip
     """The Tuner of a new study. Reusing actors (every trial asks for the same resources) skips a
     process start and the torch import per trial; benchmarks/sweep_efficiency.py measures it with
     a timing callback. `stop`: Tune's stop criterion (a dict or a function), for tests."""
@@ -184,7 +196,9 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
         callbacks=list(callbacks) or None,
         verbose=1,
     )
-    return tune.Tuner(trainable_of(spec), param_space=param_space, tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(
+        trainable_of(spec, probe), param_space=param_space, tune_config=tune_config, run_config=run_config
+    )
 
 
 # ---------------------------------------------------------------------------------- entry points
@@ -210,11 +224,12 @@ def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | No
     _scheduler(spec, param_space)  # its bad input, before Ray starts
     if starts_local_instance(address):
         check_local_fit(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
+    probe = study_probe(spec)
     with ray_session(address):
         if announce:
             print(announce, flush=True)
         write_spec(spec)
-        results = build_tuner(spec, param_space).fit()
+        results = build_tuner(spec, param_space, probe=probe).fit()
     return _finish(spec, results)
 
 
@@ -268,9 +283,10 @@ def resume_study(name: str, *, storage_path: str, address: str | None) -> int:
     if starts_local_instance(address):
         check_local_fit(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
     check_restorable(spec)
+    probe = study_probe(spec)
     with ray_session(address):
         try:
-            tuner = tune.Tuner.restore(spec.experiment_path, trainable=trainable_of(spec), resume_errored=True)
+            tuner = tune.Tuner.restore(spec.experiment_path, trainable=trainable_of(spec, probe), resume_errored=True)
         except Exception as err:  # noqa: BLE001 - tuner.pkl unreadable: same answer
             raise _cannot_restore(spec, err) from None
         results = tuner.fit()

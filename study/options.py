@@ -99,6 +99,7 @@ def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: in
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         max_failures=args.max_failures,
+        datasets=plan.trial_datasets(param_space),
         **extra,
     )
     plan.check_new_study(spec)

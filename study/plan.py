@@ -76,6 +76,7 @@ class StudySpec:
     max_failures: int = 2
     optuna_storage: str | None = None  # a database URL or journal file; None = journal in the experiment
     startup_trials: int = 10  # TPE's random start-up trials
+    datasets: tuple[dict[str, Any], ...] = ()  # the trials' distinct data (DATA_FIELDS), for the probe's evaluators
 
     @property
     def experiment_path(self) -> str:
@@ -93,6 +94,7 @@ class StudySpec:
     def from_json(cls, text: str) -> StudySpec:
         data = json.loads(text)
         data["objectives"] = tuple(Objective(**o) for o in data["objectives"])
+        data["datasets"] = tuple(data.get("datasets", ()))
         return cls(**data)
 
 
@@ -191,6 +193,22 @@ def build_param_space(space_name: str, space: dict[str, Any], common: dict[str, 
             raise BadInputError(f"{key} is set on the command line and by search space {space_name}; drop one")
         merged[key] = tune.sample_from(vf.with_default(value))
     return merged
+
+
+DATA_FIELDS = ("dataset", "data_root", "image_size", "basicprop_noise")  # what decides a trial's data
+
+
+def trial_datasets(param_space: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The distinct data of the study's trials ({field: value} for DATA_FIELDS), as resolved from
+    the grid (one sample per point for distributions)."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for count, (_, resolved) in enumerate(generate_variants(param_space)):
+        config = build_config(resolved)
+        values = {name: getattr(config, name) for name in DATA_FIELDS}
+        seen.setdefault(tuple(values.values()), values)
+        if count + 1 >= MAX_CHECKED_TRIALS:
+            break
+    return tuple(seen.values())
 
 
 def check_trial_configs(param_space: dict[str, Any]) -> int:

@@ -268,11 +268,14 @@ def train(
     resume_from: str | Path | None = None,
     data: Any = None,
     progress: bool = False,
+    evaluate: Callable[[InfoGAN], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train `config.steps` steps (continuing from `resume_from`), calling `report(metrics,
     save_checkpoint)` every `config.report_every` steps and at the end. A diverged loss (see
     `report_status`) ends the run with status 'diverged' and a reason; it is reported (diverged=1.0),
-    not raised. A report that returns a reason stops the run there (status 'stopped')."""
+    not raised. A report that returns a reason stops the run there (status 'stopped').
+    `evaluate(model)`: extra metrics for every report that did not diverge (e.g. the analysis's
+    generator-side probe); it must leave the model's training state and the run's RNG alone."""
     trainer = Trainer(config, device=device, data=data)
     metrics: dict[str, float] = {}
     if resume_from is not None:
@@ -294,6 +297,8 @@ def train(
                 status, reason = report_status(metrics, config)
                 if status == "diverged":
                     metrics["diverged"] = 1.0
+                elif evaluate is not None:
+                    metrics.update(evaluate(trainer.model))
                 if bar is not None:
                     bar.set_postfix({k: f"{metrics[k]:.3g}" for k in ("loss/d", "loss/g", "mi/cat")})
                 stop = report(metrics, lambda d, m=metrics: trainer.save(d, m)) if report is not None else None

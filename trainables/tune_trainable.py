@@ -31,8 +31,13 @@ replaced atomically (a temp file and os.replace; one object PUT on s3/gs). A tri
 stops early records `stopped`. The bare `infogan_trainable` in a Tuner of your own writes no
 record (`analyze` then reads Tune's files).
 
+The probe: the launcher hands every trial (through `tune.with_parameters`, a few small
+classifiers at most) a factory of the analysis's generator-side probe, and each report then
+carries `gen/cat_acc` and `gen/valid`: how well the categorical code decides the factor read off
+G's images, the study's right objective where the MI bound is no guide.
+
 Data: each trial loads its dataset itself from `config.data_root` (a shared path on a cluster;
-the launcher makes it absolute). We do not use `tune.with_parameters`, which would put the arrays
+the launcher makes it absolute). We do not pass the data by `tune.with_parameters`, which would put the arrays
 in Ray's object store once and hand every trial a zero-copy view: the procedural datasets are
 generated from the seed in well under a second, the torchvision ones are a few tens of MB read
 from disk, and a trial trains for minutes, so loading costs little. Loading in the trial also keeps
@@ -60,7 +65,9 @@ from ray import tune
 
 from search_spaces import VARIANT_KEY
 from trainables.config import InfoGANConfig
+from trainables.data import ImageData, load_data
 from trainables.loop import ReportFn, report_status, train
+from trainables.models import InfoGAN
 
 # Shown first (Tune's progress table shows the first four reported metrics) and by `status`.
 KEY_METRICS = ("mi/cat", "loss/d", "loss/g", "diverged")
@@ -217,9 +224,11 @@ def infogan_trainable(
     *,
     experiment_path: str | None = None,
     checkpoint_score: tuple[str, str] = DEFAULT_SCORE,
+    probe: Callable[[ImageData], Callable[[InfoGAN], dict[str, float]] | None] | None = None,
 ) -> None:
     """Tune function trainable: one InfoGAN run, resumable from the trial's last checkpoint; with
-    `experiment_path` (the launcher's), it keeps the trial's record there."""
+    `experiment_path` (the launcher's), it keeps the trial's record there. `probe(data)`: the
+    evaluation reported beside the losses (the analysis's generator-side probe, gen/cat_acc)."""
     record = TrialRecord(experiment_path, trial_config, checkpoint_score)
     record.write()
     try:
@@ -228,8 +237,10 @@ def infogan_trainable(
         device = "cuda" if torch.cuda.is_available() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per trial
         checkpoint = tune.get_checkpoint()
         report = _reporter(config, record)
+        data = load_data(config, device=device)
+        evaluate = probe(data) if probe is not None else None
         with checkpoint.as_directory() if checkpoint is not None else nullcontext(None) as resume_dir:
-            result = train(config, device=device, report=report, resume_from=resume_dir)
+            result = train(config, device=device, report=report, resume_from=resume_dir, data=data, evaluate=evaluate)
     except Exception as err:
         record.update("error", _one_line(err))
         record.write()
@@ -248,14 +259,18 @@ def with_trial_resources(
     gpus: float,
     experiment_path: str | None = None,
     checkpoint_score: tuple[str, str] = DEFAULT_SCORE,
+    probe: Any = None,
 ) -> Callable[[dict[str, Any]], None]:
     """The trainable with its per-trial resource request (fractional GPUs pack trials on a GPU),
-    where its records go and the (metric, mode) its checkpoints are ranked by. `tune.with_resources`
+    where its records go, the (metric, mode) its checkpoints are ranked by, and its probe (handed
+    to every trial through Ray's object store by `tune.with_parameters`). `tune.with_resources`
     sets an attribute on the function it is given, so it gets a fresh wrapper (same name, so trial
     names and `Tuner.restore` see `infogan_trainable`)."""
 
-    def trainable(trial_config: dict[str, Any]) -> None:
-        infogan_trainable(trial_config, experiment_path=experiment_path, checkpoint_score=checkpoint_score)
+    def trainable(trial_config: dict[str, Any], probe: Any = None) -> None:
+        infogan_trainable(trial_config, experiment_path=experiment_path, checkpoint_score=checkpoint_score,
+                          probe=probe)  # fmt: skip
 
     trainable.__name__ = infogan_trainable.__name__
-    return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
+    wrapped = tune.with_parameters(trainable, probe=probe) if probe is not None else trainable
+    return tune.with_resources(wrapped, {"cpu": cpus, "gpu": gpus})
