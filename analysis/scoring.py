@@ -90,7 +90,7 @@ QUICK = ScoringCounts(
     factor_vae_batch=8, factor_vae_train=30, factor_vae_eval=30, factor_vae_variance=100,
     beta_vae_batch=4, beta_vae_train=30, beta_vae_eval=30, gen_rows=50, reader_images=500, classifier_steps=300,
     inception_fid=False,
-    centrality_batch=4, centrality_train=10, centrality_eval=10, centrality_variance=50,
+    centrality_batch=16, centrality_train=50, centrality_eval=50, centrality_variance=500,
 )  # fmt: skip
 
 

@@ -9,9 +9,10 @@ drawn afresh per image. S[i, j] is the FactorVAE score of model j's Q on model i
 
 Pools (`select_models`):
 - a configuration group (its seeds): which seed represents the group, without labels;
-- `all`: the representatives of the groups, at most `max_models` (those with the highest final
-  mi/cat, so a cap drops groups whose code carries little information); with a single group, its
-  seeds. This is the pool of one label-free pick, and the per-trial `selection/centrality` and
+- `all`: the representatives of the groups whose code carries information by the model's own
+  account (final mi/cat >= MIN_CANDIDATE_MI: a model whose Q cannot read its code back from G's
+  images is no candidate for "the disentangled model", whatever its Q does on other generators),
+  at most `max_models` (those with the highest final mi/cat); with a single group, its seeds. This is the pool of one label-free pick, and the per-trial `selection/centrality` and
   `selection/mean_pairwise_nmi` are measured in it (NaN outside it; NMI among the models trained
   on the same data, which label the same reference images). Models are only comparable on
   images of one kind, so trials of several datasets get one `all:<dataset>` pool each.
@@ -41,6 +42,7 @@ from analysis.scoring import (
 from trainables.models import InfoGAN, Latent
 
 CONT_BINS = 10  # values per continuous code when it serves as a factor
+MIN_CANDIDATE_MI = 0.5  # the `all` pool's entry bar: final mi/cat (label-free, from training)
 
 
 class GeneratorData:
@@ -205,7 +207,8 @@ def select_models(
         candidates = (
             [most_central(ms) for _, ms in sorted(groups.items())] if len(groups) > 1 else next(iter(groups.values()))
         )
-        ranked = sorted(candidates, key=lambda m: (_descending(m.rank), m.group, m.trial_id))
+        informative = [m for m in candidates if m.rank >= MIN_CANDIDATE_MI]  # (NaN fails the bar)
+        ranked = sorted(informative, key=lambda m: (_descending(m.rank), m.group, m.trial_id))
         if len(ranked) >= 2:
             pools["all" if len(by_kind) == 1 else f"all:{kind}"] = sorted(ranked[:max_models], key=lambda m: m.trial_id)
     all_results = mapper(score_pool, [_task(name, ms, counts, device) for name, ms in pools.items()], "centrality: all")

@@ -87,7 +87,7 @@ def _write_trial(root: Path, index: int, trial_id: str, config: dict, status: st
     folder.mkdir(parents=True)
     (folder / "params.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     rng = np.random.default_rng(index)
-    final_mi = 0.0 if config.get("n_cat_codes") == 0 else float(np.clip(0.3 + 0.6 * rng.random(), 0, 1))
+    final_mi = 0.0 if config.get("n_cat_codes") == 0 else float(np.clip(0.55 + 0.4 * rng.random(), 0, 1))
     last = {"error": reports // 20 + 1, "diverged": reports * 3 // 4}.get(status, reports)
     checkpoints = {last} if status != "error" else set()
     if status == "diverged" or index % 10 == 0:

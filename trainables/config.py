@@ -51,8 +51,9 @@ class InfoGANConfig:
     basicprop_noise: bool = _f(False, "basicprop: the seed's noise trick (foreground U(150,240), background U(0,60))")
     # --- latent input ---
     noise_dim: int = _f(62, "dimension of the incompressible noise z (0 = codes only)", min=0)
-    noise_dist: str = _f("normal", "distribution of z: normal N(0, 1), or uniform U(-1, 1) (the official MNIST code)",
-                         choices=("normal", "uniform"))
+    noise_dist: str = _f("uniform", "distribution of z: uniform U(-1, 1) (the official code) or normal N(0, 1): "
+                         "on MNIST, N(0, 1) noise drowned the one-hot code (the digit never followed it)",
+                         choices=("uniform", "normal"))
     n_cat_codes: int = _f(1, "number of categorical codes", min=0)
     cat_dim: int = _f(10, "categories per categorical code (K)", min=2)
     n_cont_codes: int = _f(2, "number of continuous codes ~ U(-1, 1)", min=0)
@@ -61,8 +62,8 @@ class InfoGANConfig:
     cont_weight: float = _f(1.0, "continuous/categorical loss ratio: L_I = CE_cat + cont_weight * NLL_cont", min=0.0)
     q_fixed_std: bool = _f(True, "fix Q's continuous std to 1 (official code; default: a learned log-std lets the "
                               "NLL's 1/std^2 gradients swamp G's, MNIST samples turned to noise) or learn it (paper)")
-    q_update: str = _f("g", "which optimiser trains Q's head: g (G's Adam at lr_g) or d (D's optimiser at lr_d, as "
-                          "the official code, whose Q layers live in D's scope)", choices=("g", "d"))
+    q_update: str = _f("d", "which optimiser trains Q's head: d (D's optimiser at lr_d, as the official code, whose "
+                          "Q layers live in D's scope) or g (G's Adam at lr_g)", choices=("d", "g"))
     bidirectional: bool = _f(False, "Bidirectional-InfoGAN: encoder E(x) -> (z, c); D judges (image, latent) pairs")
     # --- discriminator input noise ---
     instance_noise: float = _f(0.0, "std of Gaussian noise added to D's real and fake inputs (data in [-1, 1])", min=0.0)

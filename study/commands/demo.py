@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the study folder goes (default ./results)")  # fmt: skip
     p.add_argument("--name", help="study name (default demo-YYYYmmdd-HHMMSS)")
     p.add_argument("--steps", type=int, default=1500, help="training steps per trial (default 1500)")
-    p.add_argument("--seeds", type=int, default=2, help="seeds per configuration (default 2)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     p.add_argument("--dataset", default="basicprop-line", help="a procedural dataset (default basicprop-line)")
 
 

@@ -148,25 +148,34 @@ def serial(fn, items, desc):
 
 
 def test_the_all_pool_holds_each_groups_most_central_seed_capped_by_mi(fake_pools):
-    members = [_member("a0", "gA", 0.9), _member("a1", "gA", 0.9), _member("b0", "gB", 0.5), _member("b1", "gB", 0.5),
-               _member("c0", "gC", 0.1), _member("d0", "gD", math.nan)]  # fmt: skip
+    members = [_member("a0", "gA", 0.9), _member("a1", "gA", 0.9), _member("b0", "gB", 0.6), _member("b1", "gB", 0.6),
+               _member("c0", "gC", 0.55), _member("e0", "gE", 0.52), _member("d0", "gD", math.nan)]  # fmt: skip
     result = select_models(members, counts=QUICK, max_models=3, device="cpu", mapper=serial)
     assert [(t.name, t.trial_ids) for t in fake_pools] == [
         ("gA", ("a0", "a1")), ("gB", ("b0", "b1")),  # groups of one seed need no pool
-        ("all", ("a1", "b1", "c0")),  # the second seed is the more central; gD (no MI) falls off the cap
+        ("all", ("a1", "b1", "c0")),  # the second seed is the more central; gE falls off the cap, gD has no MI
     ]  # fmt: skip
     assert result.centrality == pytest.approx({"a1": 0.0, "b1": 0.1, "c0": 0.2})
     assert set(result.nmi) == {"a1", "b1", "c0"} and {row["pool"] for row in result.rows} == {"gA", "gB", "all"}
 
 
+def test_a_model_whose_code_carries_no_information_is_no_candidate(fake_pools):
+    """A lambda = 0 model (final MI bound ~0: its Q cannot read the code back from G's images) stays
+    out of the `all` pool, however its Q fares on the other generators."""
+    members = [_member("a0", "gA", 0.95), _member("b0", "gB", 0.9), _member("z0", "gZ", 0.02)]
+    result = select_models(members, counts=QUICK, max_models=12, device="cpu", mapper=serial)
+    assert [(t.name, t.trial_ids) for t in fake_pools] == [("all", ("a0", "b0"))]
+    assert "z0" not in result.centrality
+
+
 def test_a_single_group_is_its_own_all_pool_and_datasets_are_not_mixed(fake_pools):
-    result = select_models([_member("a0", "gA", 0.5), _member("a1", "gA", 0.5), _member("a2", "gA", 0.5)],
+    result = select_models([_member("a0", "gA", 0.7), _member("a1", "gA", 0.7), _member("a2", "gA", 0.7)],
                            counts=QUICK, max_models=12, device="cpu", mapper=serial)  # fmt: skip
     assert [(t.name, t.trial_ids) for t in fake_pools] == [("all", ("a0", "a1", "a2"))]
     assert set(result.centrality) == {"a0", "a1", "a2"}
     fake_pools.clear()
-    members = [_member("a0", "gA", 0.5), _member("b0", "gB", 0.5), _member("s0", "gS", 0.5, "sprites"),
-               _member("s1", "gT", 0.5, "sprites")]  # fmt: skip
+    members = [_member("a0", "gA", 0.7), _member("b0", "gB", 0.7), _member("s0", "gS", 0.7, "sprites"),
+               _member("s1", "gT", 0.7, "sprites")]  # fmt: skip
     select_models(members, counts=QUICK, max_models=12, device="cpu", mapper=serial)
     assert [(t.name, t.trial_ids) for t in fake_pools] == [
         ("all:basicprop-line", ("a0", "b0")),
