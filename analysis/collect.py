@@ -91,13 +91,15 @@ def analyze_experiment(
     checkpoint: str = "final",
     counts: ScoringCounts = FULL,
     centrality_max_models: int = 12,
+    selection: bool = True,
     data_root: str | None = None,
     device: str = "cpu",
     mapper: Mapper | None = None,
     progress: bool = False,
 ) -> AnalysisFiles:
     """Score every trial of a Tune experiment and write trials/curves/selection.parquet to `out`
-    (default: the experiment folder), all three only once everything is computed."""
+    (default: the experiment folder), all three only once everything is computed. `selection=False`
+    skips the label-free selection pools (ModelCentrality), the costly part of the full protocol."""
     if checkpoint not in ("final", "best"):
         raise BadInputError(f"checkpoint={checkpoint!r}: use final or best")
     if centrality_max_models < 2:
@@ -126,7 +128,10 @@ def analyze_experiment(
                str(data_key(trials[tid].config)), s.assignments, summaries[tid]["mi/final"])
         for tid, s in scored.items() if not s.error and trials[tid].config.has_codes
     ]  # fmt: skip
-    selection = select_models(members, counts=counts, max_models=centrality_max_models, device=device, mapper=mapper)
+    selection = (
+        select_models(members, counts=counts, max_models=centrality_max_models, device=device, mapper=mapper)
+        if selection else Selection({}, {}, [], {})
+    )  # fmt: skip
 
     rows = [_trial_row(experiment.name, t, scored.get(t.trial_id), curves[t.trial_id], summaries[t.trial_id],
                        selection, out_dir) for t in experiment.trials]  # fmt: skip

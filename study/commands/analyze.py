@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="score on a Ray cluster: auto, ray://host:port or local (a task per trial, 1 CPU)")  # fmt: skip
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="score in N local processes (default 0: in this process)")  # fmt: skip
+    p.add_argument("--no-selection", action="store_true",
+                   help="skip the label-free selection (ModelCentrality: FactorVAE over every pair of models, the "
+                        "costly part of the full protocol); selection.parquet is then empty")  # fmt: skip
     p.add_argument("--centrality-max-models", type=int, default=12, metavar="M",
                    help="at most M configuration groups in the ModelCentrality pool `all` (default 12)")  # fmt: skip
     p.add_argument("--data-root", metavar="DIR", help="read datasets from DIR instead of each trial's data_root")
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     with _mapper(args, progress) as mapper:
         files = analyze_experiment(
             args.experiment, out=args.out, checkpoint=args.checkpoint, counts=QUICK if args.quick else FULL,
-            centrality_max_models=args.centrality_max_models, data_root=args.data_root, device=device,
+            centrality_max_models=args.centrality_max_models, selection=not args.no_selection,
+            data_root=args.data_root, device=device,
             mapper=mapper or (lambda fn, items, desc: serial_map(fn, items, desc, progress=progress)),
         )  # fmt: skip
     print(f"analyzed {files.num_trials} trials ({files.num_scored} scored) in {time.perf_counter() - start:.1f} s "
