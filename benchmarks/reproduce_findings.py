@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.report_data import shorten_labels
 from analysis.schema import read_table
 from study.cli import main as cli
 
@@ -98,18 +99,21 @@ def _pm(values: pd.Series) -> str:
     return mean if len(values) < 2 else f"{mean} ± {values.std(ddof=1):.{digits}f}"
 
 
-def summarise(part: str, trials: pd.DataFrame) -> list[dict[str, str]]:
-    """One table row per configuration group of a part's trials.parquet."""
+def summarise(part: str, trials: pd.DataFrame) -> tuple[list[dict[str, str]], str]:
+    """One table row per configuration group of a part's trials.parquet, and the settings the
+    part's configurations share (cut from their labels)."""
+    short, common = shorten_labels(trials["group_label"])
+    trials = trials.assign(group_label=short)
     rows = []
     for _, g in trials.groupby("group_label", sort=False):
         flags = {f.removeprefix("flag/"): int(g[f].sum()) for f in FLAGS if g[f].any()}
         rows.append({
-            "part": part, "configuration": str(g["group_label"].iloc[0]), "seeds": str(len(g)),
+            "part": part, "configuration": str(g["group_label"].iloc[0]), "common": common, "seeds": str(len(g)),
             **{label: _pm(g[col]) for col, label in COLUMNS.items()},
             "flags": ", ".join(f"{k} {v}/{len(g)}" for k, v in flags.items()) or "none",
         })  # fmt: skip
     rows.sort(key=lambda r: -_mean(trials, r["configuration"]))
-    return rows
+    return rows, common
 
 
 def _mean(trials: pd.DataFrame, label: str) -> float:
@@ -155,13 +159,16 @@ def main(argv: list[str] | None = None) -> int:
                 seeds = args.paper_seeds if part.name == "mnist-paper" else args.seeds
                 experiments[part.name] = run_part(part, seeds=seeds, storage=storage, stamp=stamp, extra=extra)
 
-    rows, seeds_rows = [], []
+    rows, seeds_rows, settings = [], [], {}
     for part, (folder, _) in experiments.items():
         trials = read_table("trials", folder / "trials.parquet").to_pandas()
-        rows += summarise(part, trials)
+        part_rows, common = summarise(part, trials)
+        rows += [{k: v for k, v in r.items() if k != "common"} for r in part_rows]
+        settings[part] = common
         if part.startswith("mnist"):
+            labels = dict(zip(trials["trial_id"], shorten_labels(trials["group_label"])[0]))
             for _, t in trials.sort_values(["group_label", "seed"]).iterrows():
-                seeds_rows.append({"part": part, "configuration": t["group_label"], "seed": str(t["seed"]),
+                seeds_rows.append({"part": part, "configuration": labels[t["trial_id"]], "seed": str(t["seed"]),
                                    "gen/cat_acc": f"{t['gen/cat_acc']:.3f}", "Q real acc": f"{t['q/real_hungarian_acc']:.3f}",
                                    "status": t["status"]})  # fmt: skip
     print("\n## Findings (mean ± std over seeds)\n\n" + markdown(rows))
@@ -170,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n## Budget and wall time\n")
     for part, (folder, seconds) in experiments.items():
         wall = f"{seconds / 60:.1f} min wall" if seconds is not None else "wall time not measured (--read)"
-        print(f"- {part}: {budgets.get(part, '?')}; {wall}; {folder}")
+        print(f"- {part}: {budgets.get(part, '?')}; {wall}; common settings: {settings.get(part, '')}; {folder}")
     return 0
 
 
