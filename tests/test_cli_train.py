@@ -1,10 +1,14 @@
 """`infogan-study train` end to end, a diverged run's exit status 3, and its answers to bad input:
-one line, exit 2, nothing written."""
+one line, exit 2, nothing written (a config error before torch is even imported)."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +65,9 @@ def test_the_exit_status_is_in_the_help(capsys):
         (["--set", "cat_dim=1"], "cat_dim=1 is out of range"),
         (["--set", "noise_dim=0", "--set", "n_cat_codes=0", "--set", "n_cont_codes=0"], "no latent input"),
         (["--batch-size", "1"], "batch_size=1 is out of range: batch_size must be >= 2"),
+        (["--batch-size", "1000000000"], "batch_size=1000000000 is out of range: batch_size must be <= 65536"),
+        (["--set", "sgd_momentum=1"], "sgd_momentum=1.0 is out of range: sgd_momentum must be < 1.0"),
+        (["--set", "arch=dcgan32"], "unknown config field 'arch'"),  # removed: the image side decides
         (["--dataset", "cifar"], "dataset='cifar' is not allowed; choose one of"),
         (["--set", "width"], "expected field=value"),
     ],
@@ -80,7 +87,50 @@ def test_unreadable_data_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     assert main(["train", "--dataset", "mnist", "--data-root", str(tmp_path / "nothing"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "MNIST not found under" in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # neither --out nor the data root
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_the_first_step(tmp_path, capsys):
+    """64x64 sprites at width 2 and batch 60,000 need hundreds of GiB for one step."""
+    out = tmp_path / "run"
+    start = time.monotonic()
+    assert main(["train", "--dataset", "sprites", "--batch-size", "60000", "--set", "width=2", "--steps", "2",
+                 "--quiet", "--out", str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.fullmatch(
+        r"infogan-study: error: batch_size=60000: one step needs at least [\d.]+ GiB on cpu and [\d.]+ GiB are free; "
+        r"use a smaller batch_size \(or width\)", err[0]
+    ), err
+    assert time.monotonic() - start < 60 and not out.exists()
+
+
+def test_running_out_of_memory_mid_run_is_one_error_line_and_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """An allocation that fails at the first step (the CPU allocator's RuntimeError): after the
+    run's announcement, one line, exit 2, and --out (made at the first report) does not exist."""
+    from trainables.loop import Trainer
+
+    def no_memory(self):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 3136000000000 bytes. Error code 12 (Cannot allocate memory)")  # fmt: skip
+
+    monkeypatch.setattr(Trainer, "train_step", no_memory)
+    out = tmp_path / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("training infogan on basicprop-line") and err[1:] == [
+        "infogan-study: error: out of memory on cpu at step 1 with batch_size=8; use a smaller batch_size (or width)"
+    ]
     assert not out.exists()
+
+
+def test_a_config_error_comes_before_the_heavy_imports():
+    """On a loaded machine importing torch, Ray and Optuna took 25-35 s; a typo must not wait for it."""
+    code = ("import sys\nfrom study.cli import main\nrc = main(['train', '--set', 'lamda_info=1'])\n"
+            "print(rc, [m for m in ('torch', 'ray', 'optuna') if m in sys.modules])")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.stdout.strip() == "2 []", done.stderr
+    assert done.stderr.strip() == "infogan-study: error: unknown config field 'lamda_info'; did you mean lambda_info?"
 
 
 def test_unwritable_out_is_one_line_exit_2(tmp_path, capsys):

@@ -13,11 +13,11 @@ def test_defaults_are_the_papers_mnist_setup():
     assert (c.noise_dim, c.n_cat_codes, c.cat_dim, c.n_cont_codes) == (62, 1, 10, 2)
     assert (c.lr_d, c.lr_g, c.beta1) == (2e-4, 1e-3, 0.5)
     assert c.latent_dim == 62 + 10 + 2
-    assert c.variant == "infogan"
+    assert c.model_kind == "infogan"
 
 
 @pytest.mark.parametrize(
-    ("values", "variant"),
+    ("values", "kind"),
     [
         ({"n_cat_codes": 0, "n_cont_codes": 0}, "gan"),
         ({"lambda_info": 0.0}, "gan+codes"),
@@ -26,8 +26,8 @@ def test_defaults_are_the_papers_mnist_setup():
         ({"bidirectional": True}, "bi-infogan"),
     ],
 )
-def test_every_studied_variant_is_reachable(values, variant):
-    assert InfoGANConfig.from_dict(values).variant == variant
+def test_every_studied_model_kind_is_reachable(values, kind):
+    assert InfoGANConfig.from_dict(values).model_kind == kind
 
 
 @pytest.mark.parametrize(

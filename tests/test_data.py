@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from trainables.config import InfoGANConfig
-from trainables.data import OFFLINE_ENV, load_data
+from trainables.data import OFFLINE_ENV, is_labelled, load_data
 from trainables.errors import BadInputError
 from trainables.procedural import BasicPropLine, BasicPropRects, Sprites
 
@@ -158,7 +158,7 @@ def test_load_procedural(dataset: str, size: int, shape: tuple[int, int, int], c
     assert batch.shape == (16, *shape) and batch.dtype == torch.float32
     assert -1.0 <= batch.min() and batch.max() <= 1.0
     torch.testing.assert_close(batch, data.sample(16, torch.Generator().manual_seed(3)))
-    assert data.heldout is not None
+    assert data.heldout is not None and is_labelled(dataset)
     assert data.heldout.images.shape == (2000, *shape) and set(data.heldout.labels.tolist()) == set(range(classes))
     again = load_data(_config(dataset=dataset, image_size=size, basicprop_noise=True))
     assert again.heldout is not None and torch.equal(data.heldout.images, again.heldout.images)
@@ -185,6 +185,7 @@ def test_folder_of_rgba_pngs_composited_on_white(tmp_path: Path) -> None:
     Image.fromarray(np.full((30, 40), 128, dtype=np.uint8)).save(tmp_path / "sub" / "grey.jpg")
     data = load_data(_config(dataset="folder", data_root=str(tmp_path)))
     assert data.image_shape == (3, 32, 32) and data.num_classes is None and data.heldout is None
+    assert not is_labelled("folder") and not is_labelled("celeba")  # CelebA is read unlabelled too
     assert data.images is not None and len(data.images) == 3
     red = data.images[0].float()  # a.png (sorted first)
     assert red[:, 16:20, 2:6].tolist() == torch.tensor([255.0, 0.0, 0.0])[:, None, None].expand(3, 4, 4).tolist()
@@ -282,7 +283,7 @@ def test_mnist_from_fake_idx_files(tmp_path: Path, dataset: str, folder: str) ->
     data = load_data(_config(dataset=dataset, data_root=str(tmp_path)))
     assert data.image_shape == (1, 28, 28) and data.num_classes == 10 and data.ground_truth is None
     assert data.images is not None and torch.equal(data.images[:, 0], torch.from_numpy(train))
-    assert data.heldout is not None and data.heldout.images.shape == (10, 1, 28, 28)
+    assert data.heldout is not None and data.heldout.images.shape == (10, 1, 28, 28) and is_labelled(dataset)
     assert data.heldout.labels.dtype == torch.int64 and data.heldout.labels.tolist() == [0, 3, 6, 9, 2, 5, 8, 1, 4, 7]
     batch = data.sample(8, torch.Generator().manual_seed(1))
     idx = torch.randint(0, 20, (8,), generator=torch.Generator().manual_seed(1))
@@ -314,6 +315,30 @@ def test_failed_download_reason_is_reported(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(tvd.MNIST, "download", no_network)
     with pytest.raises(BadInputError, match=r"download failed: <urlopen error no network>\); put MNIST/raw"):
         load_data(_config(dataset="mnist", data_root=str(tmp_path)))
+
+
+def test_a_failed_download_leaves_no_folder_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision makes ROOT/MNIST/raw before fetching; a failed attempt takes back what it made,
+    and only that."""
+    import torchvision.datasets as tvd
+
+    def partial_then_no_network(self: tvd.MNIST) -> None:
+        Path(self.raw_folder).mkdir(parents=True, exist_ok=True)
+        Path(self.raw_folder, "train-images-idx3-ubyte.gz").write_bytes(b"half a file")
+        raise RuntimeError("<urlopen error no network>")
+
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+    monkeypatch.setattr(tvd.MNIST, "download", partial_then_no_network)
+    with pytest.raises(BadInputError, match="download failed: <urlopen error no network>"):
+        load_data(_config(dataset="mnist", data_root=str(tmp_path / "new" / "data")))
+    assert not any(tmp_path.iterdir())
+    root = tmp_path / "data"  # a data root that exists keeps what it had
+    (root / "FashionMNIST" / "raw").mkdir(parents=True)
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(BadInputError, match="download failed"):
+        load_data(_config(dataset="mnist", data_root=str(root)))
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert left == ["FashionMNIST", "FashionMNIST/raw", "notes.txt"]
 
 
 def test_corrupt_mnist_is_one_line_error(tmp_path: Path) -> None:

@@ -4,10 +4,16 @@ A checkpoint is a directory holding `checkpoint.pt`, a dict with `format_version
 (InfoGANConfig as a dict), `step`, `image_shape`, the model and optimiser state dicts, the
 training RNG state and the last reported metrics. Writes are atomic (temp file + rename), so a
 killed process never leaves a half-written checkpoint behind.
+
+Formats: 2 (written now). 1 is read and upgraded on load: its config had an `arch` field (always
+the network family of the image side, now implied by it) and a Bidirectional-InfoGAN's encoder
+head was saved as `q_head.*` (now `enc_head.*`, beside `enc_trunk.*`). The optimiser states are
+unchanged (they are indexed by position, and the parameter order is the same).
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 from pathlib import Path
@@ -17,10 +23,12 @@ import torch
 
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
+from trainables.files import CHECKPOINT_FILENAME
 from trainables.models import InfoGAN
 
-FORMAT_VERSION = 1
-FILENAME = "checkpoint.pt"
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+FILENAME = CHECKPOINT_FILENAME
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -53,9 +61,33 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         state = torch.load(file, map_location=map_location, weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
         raise BadInputError(f"cannot read checkpoint {file}: {type(err).__name__}: {err}") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise BadInputError(f"{file} is not an infogan-study checkpoint (format {FORMAT_VERSION})")
-    return state
+    if not isinstance(state, dict) or state.get("format_version") not in READABLE_VERSIONS:
+        found = state.get("format_version") if isinstance(state, dict) else None
+        raise BadInputError(
+            f"{file} is not an infogan-study checkpoint this version reads (format {found}; reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
+        )
+    return _upgrade(state)
+
+
+def _upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 checkpoint as format 2 (see the module docstring); a format-2 one unchanged."""
+    if state["format_version"] == FORMAT_VERSION:
+        return state
+    config = {k: v for k, v in state["config"].items() if k != "arch"}
+    model = state["model"]
+    if config.get("bidirectional"):
+        renamed = collections.OrderedDict((_enc_head(k), v) for k, v in model.items())
+        metadata = getattr(model, "_metadata", None)  # per-module versions, keyed by module prefix
+        if metadata is not None:
+            renamed._metadata = collections.OrderedDict((_enc_head(k), v) for k, v in metadata.items())
+        model = renamed
+    return {**state, "format_version": FORMAT_VERSION, "config": config, "model": model}
+
+
+def _enc_head(key: str) -> str:
+    """A format-1 Bidirectional-InfoGAN key with E's head under its format-2 name."""
+    return "enc_head" + key.removeprefix("q_head") if key == "q_head" or key.startswith("q_head.") else key
 
 
 class LoadedModel(NamedTuple):

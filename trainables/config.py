@@ -4,8 +4,8 @@ Every hyperparameter has exactly one name, here. Search spaces, the CLI (`--set 
 checkpoints and the analysis all use these names. `InfoGANConfig.from_dict` refuses unknown keys
 and invalid values with a one-line `BadInputError` naming the field and its allowed range.
 
-Variants reachable from this config (Chen et al. 2016, https://arxiv.org/abs/1606.03657, and the
-follow-up ablations):
+Kinds of model reachable from this config (`InfoGANConfig.model_kind`; Chen et al. 2016,
+https://arxiv.org/abs/1606.03657, and the follow-up ablations):
 - InfoGAN: noise_dim > 0, codes > 0, lambda_info > 0 (the default: 62 noise, 1 x 10 cat, 2 cont).
 - vanilla GAN: n_cat_codes = n_cont_codes = 0.
 - GAN with codes: lambda_info = 0; Q still trains on detached features so I(c; G) is measured.
@@ -25,6 +25,7 @@ from typing import Any
 
 from trainables.errors import BadInputError
 
+MAX_BATCH_SIZE = 65_536  # far above any GAN's batch (BigGAN's is 2,048): a larger one is a typo
 DATASETS = (
     "mnist",
     "fashion-mnist",
@@ -35,7 +36,6 @@ DATASETS = (
     "sprites",
     "folder",  # an image folder or .npz of unlabelled images at data_root
 )
-ARCHS = ("auto", "mnist28", "dcgan32", "dcgan64")
 
 
 def _f(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002 - mirrors argparse's name
@@ -68,13 +68,13 @@ class InfoGANConfig:
     # --- discriminator input noise ---
     instance_noise: float = _f(0.0, "std of Gaussian noise added to D's real and fake inputs (data in [-1, 1])", min=0.0)
     instance_noise_steps: int = _f(0, "anneal instance noise linearly to 0 over this many steps (0 = constant)", min=0)
-    # --- networks ---
-    arch: str = _f("auto", "network family (auto = by image size: 28 -> mnist28, 32 -> dcgan32, 64 -> dcgan64)", choices=ARCHS)
+    # --- networks (their family follows the image side: 28 -> the paper's MNIST nets, 32/64 -> DCGAN-style) ---
     width: float = _f(1.0, "channel/unit width multiplier (e.g. 0.25 for quick CPU runs)", min=0.05, max=8.0)
     # --- optimisation ---
-    batch_size: int = _f(64, "batch size", min=2)
+    batch_size: int = _f(64, "batch size", min=2, max=MAX_BATCH_SIZE)
     steps: int = _f(5000, "training steps (one D update and one G+Q update each)", min=1)
     d_optimizer: str = _f("adam", "optimiser of D (and the shared trunk)", choices=("adam", "sgd"))
+    sgd_momentum: float = _f(0.9, "momentum of D's SGD (d_optimizer=sgd)", min=0.0, max=1.0, exclusive_max=True)
     lr_d: float = _f(2e-4, "learning rate of D", min=0.0, exclusive_min=True)
     lr_g: float = _f(1e-3, "learning rate of G and Q's head (and E for Bidirectional-InfoGAN)", min=0.0, exclusive_min=True)
     beta1: float = _f(0.5, "Adam beta1 (D and G)", min=0.0, max=1.0, exclusive_max=True)
@@ -100,8 +100,11 @@ class InfoGANConfig:
         return self.n_cat_codes + self.n_cont_codes > 0
 
     @property
-    def variant(self) -> str:
-        """A readable name of the model variant (for run names and reports)."""
+    def model_kind(self) -> str:
+        """What kind of model this config trains, derived from its fields (for run names, reports and
+        the parquet column `model_kind`). Not a search space's `variant` label, which names a row of
+        a `variant_grid` and can disagree with it (seed-ablation's `infogan` row with
+        `--set noise_dim=0` trains an `infogan-codes-only` model)."""
         if self.bidirectional:
             return "bi-infogan"
         if not self.has_codes:
@@ -115,22 +118,7 @@ class InfoGANConfig:
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            meta = f.metadata
-            if "choices" in meta and value not in meta["choices"]:
-                raise BadInputError(
-                    f"{f.name}={value!r} is not allowed; choose one of: {', '.join(meta['choices'])}"
-                )
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise BadInputError(f"{f.name}={value} must be a finite number")
-                lo, hi = meta.get("min"), meta.get("max")
-                if lo is not None and (value < lo or (meta.get("exclusive_min") and value == lo)):
-                    op = ">" if meta.get("exclusive_min") else ">="
-                    raise BadInputError(f"{f.name}={value} is out of range: {f.name} must be {op} {lo}")
-                if hi is not None and (value > hi or (meta.get("exclusive_max") and value == hi)):
-                    op = "<" if meta.get("exclusive_max") else "<="
-                    raise BadInputError(f"{f.name}={value} is out of range: {f.name} must be {op} {hi}")
+            check_value(f.name, getattr(self, f.name))
         if self.noise_dim == 0 and not self.has_codes:
             raise BadInputError(
                 "no latent input: noise_dim=0 with no codes; set noise_dim > 0 or n_cat_codes/n_cont_codes > 0"
@@ -169,6 +157,11 @@ class InfoGANConfig:
 
 
 @functools.cache
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(InfoGANConfig)}
+
+
+@functools.cache
 def _field_types() -> dict[str, type]:
     return typing.get_type_hints(InfoGANConfig)  # resolved once: from_dict is called per trial
 
@@ -180,6 +173,24 @@ def check_field_name(name: str) -> None:
         close = difflib.get_close_matches(name, names, n=3)
         hint = f"did you mean {' or '.join(close)}?" if close else "see `infogan-study train --help-config`"
         raise BadInputError(f"unknown config field {name!r}; {hint}")
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise BadInputError unless `value` (of the field's type) is among the field's choices and
+    within its range: the checks of one field alone (the config's own checks add the cross-field ones)."""
+    meta = _fields()[name].metadata
+    if "choices" in meta and value not in meta["choices"]:
+        raise BadInputError(f"{name}={value!r} is not allowed; choose one of: {', '.join(meta['choices'])}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadInputError(f"{name}={value} must be a finite number")
+        lo, hi = meta.get("min"), meta.get("max")
+        if lo is not None and (value < lo or (meta.get("exclusive_min") and value == lo)):
+            op = ">" if meta.get("exclusive_min") else ">="
+            raise BadInputError(f"{name}={value} is out of range: {name} must be {op} {lo}")
+        if hi is not None and (value > hi or (meta.get("exclusive_max") and value == hi)):
+            op = "<" if meta.get("exclusive_max") else "<="
+            raise BadInputError(f"{name}={value} is out of range: {name} must be {op} {hi}")
 
 
 def coerce_value(name: str, value: Any) -> Any:

@@ -8,7 +8,9 @@ Procedural sets (trainables/procedural.py) render each batch on the device from 
 Sources, by `config.dataset`:
 - `mnist`, `fashion-mnist`, `svhn`, `celeba`: torchvision's files under `config.data_root`
   (default ./data). If absent, torchvision's download is tried once (10 s socket timeout; skipped
-  with INFOGAN_STUDY_OFFLINE=1). Labelled sets keep their test split as `heldout`.
+  with INFOGAN_STUDY_OFFLINE=1); a failed attempt leaves no folder behind. MNIST, Fashion-MNIST
+  and SVHN keep their test split, with labels, as `heldout`; CelebA is read unlabelled (its train
+  split; no held-out split, no label-based score).
 - `folder`: unlabelled images from an image folder (png/jpg, recursive) or a `.npz` at data_root.
 - `basicprop-line`, `basicprop-rects`, `sprites`: procedural, with ground-truth factors.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -35,7 +38,7 @@ from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 from trainables.procedural import PROCEDURAL, GroundTruthData, ProceduralData, make_procedural
 
-__all__ = ["OFFLINE_ENV", "GroundTruthData", "ImageData", "LabelledSplit", "load_data"]
+__all__ = ["OFFLINE_ENV", "GroundTruthData", "ImageData", "LabelledSplit", "is_labelled", "load_data"]
 
 OFFLINE_ENV = "INFOGAN_STUDY_OFFLINE"  # "1": never try to download a missing dataset
 DOWNLOAD_TIMEOUT_S = 10.0
@@ -152,6 +155,13 @@ _LABELLED: dict[str, Callable[[Path], tuple[Split, Split]]] = {
 _KNOWN = (*_LABELLED, "celeba", "folder", *PROCEDURAL)
 
 
+def is_labelled(dataset: str) -> bool:
+    """Whether `load_data` keeps a labelled held-out split for this dataset (`ImageData.heldout`):
+    the procedural sets and MNIST, Fashion-MNIST, SVHN; not CelebA (used unlabelled: its train
+    split only) nor an image folder."""
+    return dataset in PROCEDURAL or dataset in _LABELLED
+
+
 def _read_celeba(root: Path, *, size: int) -> Tensor:
     """CelebA's train split, center-cropped to 178x178 and resized: (N, 3, size, size) uint8."""
     import torchvision.datasets as tvd
@@ -177,13 +187,35 @@ def _open(make: Callable[[bool], T], what: str, root: Path, layout: str) -> T:
         reason = f"not tried, {OFFLINE_ENV}=1"
     else:
         try:
-            with _download_guard():
+            with _download_guard(), _removed_on_error(root):
                 return make(True)
         except Exception as e:  # no network, a dead mirror, a bad checksum: all end the same way
             reason = _short(e)
     raise BadInputError(
         f"{what} not found under {root} (download failed: {reason}); {layout} or run where torchvision can download it"
     )
+
+
+@contextlib.contextmanager
+def _removed_on_error(root: Path) -> Iterator[None]:
+    """If the block raises, remove what it created under `root`: the folders a failed download
+    made (torchvision makes ROOT/MNIST/raw before fetching), with any partial file in them. Only
+    folders that did not exist before are removed, so nothing the user had is touched."""
+    top = root.resolve()
+    while not top.parent.exists():
+        top = top.parent  # the outermost folder the block would create (root itself if it exists)
+
+    def folders() -> set[Path]:
+        return {p for p in top.rglob("*") if p.is_dir()} if top.is_dir() else set()
+
+    existed, before = top.exists(), folders()
+    try:
+        yield
+    except BaseException:
+        created = folders() - before if existed else {top}
+        for folder in sorted(created, key=lambda p: len(p.parts)):  # outer first: one rmtree per new tree
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -1,14 +1,19 @@
 """The InfoGAN training loop. It knows nothing of Ray: it takes a config, a device and a report
 callback, and returns how the run ended.
 
-One step = one D update then one G+Q update (Chen et al. 2016, https://arxiv.org/abs/1606.03657):
-- D step: D's loss on real and (detached) fake images; with lambda_info > 0 the trunk also
-  minimises lambda * L_I on the fakes, as the official code does (its Q layers share D's scope).
-- G step: the non-saturating G loss + lambda * L_I, into G and Q's head. D's parameters are frozen
-  for it (no wasted weight gradients). With lambda_info = 0, Q's head trains on detached trunk
-  features: G ignores the codes, but the MI bound is still measured (the paper's GAN MI curve).
+One step = one D update then one G update (Chen et al. 2016, https://arxiv.org/abs/1606.03657); the
+kind of step is chosen once per run (`Trainer`, `info_terms`):
+- D update: D's loss on real and (detached) fake images; with lambda_info > 0 the trunk also
+  minimises lambda * L_I on the fakes, as the official code does (its Q layers live in D's scope:
+  with q_update=d, the default, Q's head learns here).
+- G update: the non-saturating G loss + lambda * L_I (with q_update=g, Q's head learns here). D's
+  parameters are frozen for it (no wasted weight gradients). With lambda_info = 0 G ignores the
+  codes, and Q's head still learns on detached trunk features, so the MI bound is still measured
+  (the paper's GAN MI curve).
 - Bidirectional-InfoGAN: D judges (x, E(x)) against (G(z, c), (z, c)); G and E fool it, and
   L_I uses E on generated images.
+A batch whose step cannot fit in the device's free memory is refused before the first step
+(`trainables/memory.py`), and running out of memory later is a one-line `BadInputError` too.
 
 GPU first: data, latents and noise live on the device; losses are summed on the device and read
 back once per report, so the step has no host synchronisation. Every random draw comes from one
@@ -31,12 +36,25 @@ import torch
 from trainables.checkpoint import read_checkpoint, write_checkpoint
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
-from trainables.losses import d_loss, g_loss, info_loss, instance_noise_std, mi_bounds
-from trainables.models import Codes, InfoGAN
+from trainables.losses import InfoTerms, d_loss, g_loss, info_loss, instance_noise_std, mi_bounds
+from trainables.memory import check_memory, out_of_memory
+from trainables.models import Codes, InfoGAN, Latent
 
 # report(metrics, save_checkpoint) -> None, or a reason to stop the run early (e.g. "by Tune's scheduler").
 ReportFn = Callable[[dict[str, float], Callable[[str | Path], Path]], str | None]
 
+# What every report holds (`Trainer.collect_metrics`), and which way is better where one is: the
+# direction a study objective on the metric takes when none is given (None: say max or min). The
+# one list of the loop's metrics: the launcher refuses objectives outside it and the probe's
+# (`analysis.evaluators.PROBE_METRICS`) before Ray starts.
+METRICS: dict[str, str | None] = {
+    "step": None,
+    "loss/d": "min", "loss/g": "min", "loss/info": "min",  # means over the steps since the last report
+    "d/real": None, "d/fake": None,  # D's mean output (probability) on real and generated images
+    "mi/cat_nats": "max", "mi/cat": "max", "mi/cont": "max",  # MI lower bounds (trainables/losses.py)
+    "instance_noise": None, "perf/images_per_s": "max",
+    "diverged": None,  # 1.0 on the report that ended the run as diverged (`report_status`)
+}  # fmt: skip
 # Running sums kept on the device between reports, in this order.
 _SUMS = ("loss/d", "loss/g", "loss/info", "ce", "nll", "d/real", "d/fake")
 # Fields that may differ between a checkpoint and the config resuming it.
@@ -78,8 +96,49 @@ def _set_requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
         p.requires_grad_(flag)
 
 
+@dataclass(frozen=True)
+class InfoTerm:
+    """How L_I enters one update: `weight` times L_I (0: not at all), with the code reader on
+    detached features when `detached` (then L_I trains only the reader's head, not the trunk or G)."""
+
+    weight: float
+    detached: bool
+
+
+def info_terms(config: InfoGANConfig, *, q_with_d: bool) -> tuple[InfoTerm, InfoTerm]:
+    """L_I in the D update and in the G update, chosen once per run (lambda = `lambda_info`):
+
+    | model                                   | D update              | G update               |
+    | InfoGAN, Q's head in D's optimiser      | lambda, on D's trunk  | lambda                 |
+    | InfoGAN, Q's head in G's optimiser      | lambda, on D's trunk  | lambda                 |
+    | lambda = 0, Q's head in D's optimiser   | 1, detached (Q only)  | 0 (L_I measured only)  |
+    | lambda = 0, Q's head in G's optimiser   | 0                     | 1, detached (Q only)   |
+    | Bidirectional-InfoGAN (E in G's)        | 0                     | lambda (1, detached, at lambda = 0) |
+    | vanilla GAN (no codes)                  | 0                     | 0                      |
+
+    In the D update the trunk minimises lambda * L_I as well (the official code: D's loss - lambda
+    * MI, its Q layers in D's scope); at lambda = 0 G ignores its codes and Q's head still learns on
+    detached features, so the MI bound is measured (the paper's GAN curve)."""
+    lam = config.lambda_info
+    none = InfoTerm(0.0, detached=False)
+    if not config.has_codes:
+        return none, none
+    if config.bidirectional:
+        return none, InfoTerm(lam, detached=False) if lam > 0 else InfoTerm(1.0, detached=True)
+    if lam > 0:
+        return InfoTerm(lam, detached=False), InfoTerm(lam, detached=False)
+    if q_with_d:
+        return InfoTerm(1.0, detached=True), InfoTerm(0.0, detached=True)
+    return none, InfoTerm(1.0, detached=True)
+
+
 class Trainer:
-    """Networks, optimisers, RNG and step counter of one run; `train_step` advances it by one."""
+    """Networks, optimisers, RNG and step counter of one run; `train_step` advances it by one.
+
+    The kind of step is chosen once, here: `_infogan_step` (InfoGAN and every model without an
+    encoder: D and Q share D's trunk) or `_bidirectional_step` (Bidirectional-InfoGAN), with L_I's
+    place in each update from `info_terms`. Each reads top to bottom: draw the batch, D update,
+    G update, add up the losses."""
 
     def __init__(self, config: InfoGANConfig, *, device: str | torch.device = "auto", data: Any = None):
         self.config = config
@@ -93,98 +152,128 @@ class Trainer:
             torch.manual_seed(config.seed)
             self.model = InfoGAN(config, data.image_shape)
         self.model.to(self.device).train()
+        check_memory(self.model, config.batch_size, self.device)
         self.d_params, self.g_params = self.model.d_parameters(), self.model.g_parameters()
         betas = (config.beta1, config.beta2)
         # fused: one kernel per parameter instead of a chain of foreach ops (about 8x faster on CPU)
         if config.d_optimizer == "adam":
             self.opt_d: torch.optim.Optimizer = torch.optim.Adam(self.d_params, lr=config.lr_d, betas=betas, fused=True)
         else:
-            self.opt_d = torch.optim.SGD(self.d_params, lr=config.lr_d, momentum=0.9, fused=True)
+            self.opt_d = torch.optim.SGD(self.d_params, lr=config.lr_d, momentum=config.sgd_momentum, fused=True)
         self.opt_g = torch.optim.Adam(self.g_params, lr=config.lr_g, betas=betas, fused=True)
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         self.rng = torch.Generator(self.device).manual_seed(config.seed)
         self.step = 0
         self.sums = torch.zeros(len(_SUMS), device=self.device)
         self.sum_steps = 0
+        self.d_info, self.g_info = info_terms(config, q_with_d=self.model.q_with_d)
+        self._model_step = self._bidirectional_step if config.bidirectional else self._infogan_step
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
     # ------------------------------------------------------------------ one step
+    def train_step(self) -> None:
+        """One D update then one G (+Q or E) update."""
+        self._model_step()
+        self.sum_steps += 1
+        self.step += 1
+
+    def _batch(self) -> tuple[torch.Tensor, Latent, torch.Tensor, torch.Tensor | float]:
+        """The step's random draws, in this order: real images (B, C, H, W) in [-1, 1], the latent,
+        D's input noise on the real images and on the fakes (0.0 without instance noise)."""
+        cfg = self.config
+        std = instance_noise_std(cfg.instance_noise, cfg.instance_noise_steps, self.step)
+        real = self.data.sample(cfg.batch_size, self.rng)
+        latent = self.model.sample_latent(cfg.batch_size, self.rng)
+        real_in = self._noisy(real, std)
+        fake_noise = self._noisy(torch.zeros_like(real), std) if std else 0.0
+        return real, latent, real_in, fake_noise
+
     def _noisy(self, x: torch.Tensor, std: float) -> torch.Tensor:
         if std == 0.0:
             return x
         return x + std * torch.randn(x.shape, generator=self.rng, device=x.device)
 
-    def train_step(self) -> None:
-        cfg, m = self.config, self.model
-        std = instance_noise_std(cfg.instance_noise, cfg.instance_noise_steps, self.step)
-        lam = cfg.lambda_info
-        real = self.data.sample(cfg.batch_size, self.rng)  # (B, C, H, W) in [-1, 1]
-        latent = m.sample_latent(cfg.batch_size, self.rng)
-        real_in = self._noisy(real, std)
-        fake_noise = self._noisy(torch.zeros_like(real), std) if std else 0.0
+    def _info(self, codes: Codes, latent: Latent) -> InfoTerms:
+        return info_loss(_float_codes(codes), latent, cont_weight=self.config.cont_weight)
 
-        # --- D step --- (network outputs cast to fp32 before the losses, for bf16 autocast)
+    def _update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def _add_up(self, loss_d: torch.Tensor, loss_adv: torch.Tensor, info: InfoTerms | None,
+                real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:  # fmt: skip
+        """Add the step's numbers to the running sums (`_SUMS` order), on the device."""
+        with torch.no_grad():
+            info_vals = (info.loss, info.ce_per_code, info.nll_per_code) if info else (loss_adv.new_zeros(()),) * 3
+            self.sums += torch.stack([
+                loss_d.detach(), loss_adv.detach(), *(v.detach() for v in info_vals),
+                torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
+            ])  # fmt: skip
+
+    def _infogan_step(self) -> None:
+        """InfoGAN, GAN + codes and the vanilla GAN: D's trunk feeds D's head and Q's head."""
+        m, d_info, g_info = self.model, self.d_info, self.g_info
+        real, latent, real_in, fake_noise = self._batch()
+
+        # --- D update (network outputs cast to fp32 before the losses, for bf16 autocast) ---
         with self.autocast:
             latent_vec = m.latent_vector(latent)  # (B, latent_dim)
             fake = m.generator(latent_vec)  # (B, C, H, W)
-            if cfg.bidirectional:
-                enc_real = m.encode_latent(real)  # E(x): (B, latent_dim), with grad for the G/E step
-                real_logits = m.discriminate(real_in, enc_real.detach()).float()
-                fake_logits = m.discriminate(fake.detach() + fake_noise, latent_vec).float()
-            else:
-                h_fake = m.trunk(fake.detach() + fake_noise)
-                real_logits = m.d_head(m.trunk(real_in)).squeeze(1).float()
-                fake_logits = m.d_head(h_fake).squeeze(1).float()
+            h_fake = m.trunk(fake.detach() + fake_noise)  # (B, features)
+            real_logits = m.d_head(m.trunk(real_in)).squeeze(1).float()  # (B,)
+            fake_logits = m.d_head(h_fake).squeeze(1).float()
             loss_d = d_loss(real_logits, fake_logits)
             loss_d_total = loss_d
-            if m.q_with_d:  # Q's head learns here (on detached trunk features when lambda = 0)
-                codes_d = _float_codes(m.q_head(h_fake if lam > 0 else h_fake.detach())[0])
-                loss_d_total = loss_d + (lam if lam > 0 else 1.0) * info_loss(codes_d, latent, cont_weight=cfg.cont_weight).loss
-            elif lam > 0 and not cfg.bidirectional and m.q_head is not None:
-                # the shared trunk learns to keep the codes readable (official code: D's loss - lambda * MI)
-                codes_d = _float_codes(m.q_head(h_fake)[0])
-                loss_d_total = loss_d + lam * info_loss(codes_d, latent, cont_weight=cfg.cont_weight).loss
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d_total.backward()
-        self.opt_d.step()
+            if d_info.weight:
+                codes = m.q_head(h_fake.detach() if d_info.detached else h_fake)[0]
+                loss_d_total = loss_d + d_info.weight * self._info(codes, latent).loss
+        self._update(self.opt_d, loss_d_total)
 
-        # --- G (+Q/E) step, D frozen ---
+        # --- G (+ Q's head) update, D frozen ---
         _set_requires_grad(self.d_params, False)
         with self.autocast:
-            if cfg.bidirectional:
-                g_logits = m.discriminate(fake + fake_noise, latent_vec).float()
-                e_logits = m.discriminate(real_in, enc_real).float()
-                loss_adv = g_loss(g_logits) + g_loss(-e_logits)  # E wants real pairs judged fake
-                codes = m.encode(fake if lam > 0 else fake.detach())
-            else:
-                h = m.trunk(fake + fake_noise)
-                loss_adv = g_loss(m.d_head(h).squeeze(1).float())
-                codes = m.q_head(h if lam > 0 else h.detach())[0] if m.q_head is not None else None
-            if codes is not None:
-                info = info_loss(_float_codes(codes), latent, cont_weight=cfg.cont_weight)
-                if lam > 0:
-                    loss_g = loss_adv + lam * info.loss
-                elif m.q_with_d:  # Q's head learned in the D step; `info` still measures the bound
-                    loss_g = loss_adv
-                else:  # lambda = 0: Q's head still learns (on detached inputs) so the bound can be measured
-                    loss_g = loss_adv + info.loss
-                info_vals = (info.loss.detach(), info.ce_per_code.detach(), info.nll_per_code.detach())
-            else:
-                loss_g = loss_adv
-                info_vals = (loss_adv.new_zeros(()),) * 3
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+            h = m.trunk(fake + fake_noise)
+            loss_adv = g_loss(m.d_head(h).squeeze(1).float())
+            loss_g, info = loss_adv, None
+            if m.q_head is not None:  # L_I is always measured; it enters the loss when weighted
+                info = self._info(m.q_head(h.detach() if g_info.detached else h)[0], latent)
+                if g_info.weight:
+                    loss_g = loss_adv + g_info.weight * info.loss
+        self._update(self.opt_g, loss_g)
         _set_requires_grad(self.d_params, True)
 
-        with torch.no_grad():
-            self.sums += torch.stack([
-                loss_d.detach(), loss_adv.detach(), *info_vals,
-                torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
-            ])  # fmt: skip
-        self.sum_steps += 1
-        self.step += 1
+        self._add_up(loss_d, loss_adv, info, real_logits, fake_logits)
+
+    def _bidirectional_step(self) -> None:
+        """Bidirectional-InfoGAN: D judges (x, E(x)) against (G(z, c), (z, c)); G and E fool it, and
+        L_I reads E's codes of the generated images."""
+        m, g_info = self.model, self.g_info
+        real, latent, real_in, fake_noise = self._batch()
+
+        # --- D update ---
+        with self.autocast:
+            latent_vec = m.latent_vector(latent)  # (B, latent_dim)
+            fake = m.generator(latent_vec)  # (B, C, H, W)
+            enc_real = m.encode_latent(real)  # E(x): (B, latent_dim), with grad for the G/E update
+            real_logits = m.discriminate(real_in, enc_real.detach()).float()  # (B,)
+            fake_logits = m.discriminate(fake.detach() + fake_noise, latent_vec).float()
+            loss_d = d_loss(real_logits, fake_logits)
+        self._update(self.opt_d, loss_d)
+
+        # --- G + E update, D frozen ---
+        _set_requires_grad(self.d_params, False)
+        with self.autocast:
+            g_logits = m.discriminate(fake + fake_noise, latent_vec).float()
+            e_logits = m.discriminate(real_in, enc_real).float()
+            loss_adv = g_loss(g_logits) + g_loss(-e_logits)  # E wants real pairs judged fake
+            info = self._info(m.encode(fake.detach() if g_info.detached else fake), latent)
+            loss_g = loss_adv + g_info.weight * info.loss
+        self._update(self.opt_g, loss_g)
+        _set_requires_grad(self.d_params, True)
+
+        self._add_up(loss_d, loss_adv, info, real_logits, fake_logits)
 
     # ------------------------------------------------------------------ reporting
     def collect_metrics(self, elapsed_s: float) -> dict[str, float]:
@@ -204,6 +293,7 @@ class Trainer:
         metrics["diverged"] = 0.0
         self.sums.zero_()
         self.sum_steps = 0
+        assert metrics.keys() == METRICS.keys(), "a report holds exactly METRICS: list a new metric there"
         return metrics
 
     # ------------------------------------------------------------------ checkpoints
@@ -269,22 +359,27 @@ def train(
     data: Any = None,
     progress: bool = False,
     evaluate: Callable[[InfoGAN], dict[str, float]] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Train `config.steps` steps (continuing from `resume_from`), calling `report(metrics,
     save_checkpoint)` every `config.report_every` steps and at the end. A diverged loss (see
     `report_status`) ends the run with status 'diverged' and a reason; it is reported (diverged=1.0),
     not raised. A report that returns a reason stops the run there (status 'stopped').
     `evaluate(model)`: extra metrics for every report that did not diverge (e.g. the analysis's
-    generator-side probe); it must leave the model's training state and the run's RNG alone."""
+    generator-side probe); it must leave the model's training state and the run's RNG alone.
+    `on_start()`: called once the run is set up (networks built and checked against the memory,
+    checkpoint loaded), before its first step."""
     trainer = Trainer(config, device=device, data=data)
     metrics: dict[str, float] = {}
     if resume_from is not None:
         metrics = trainer.load(resume_from)
+    if on_start is not None:
+        on_start()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, initial=trainer.step, desc=config.variant, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=config.steps, initial=trainer.step, desc=config.model_kind, unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     status, reason = ("completed" if trainer.step >= config.steps else "running"), ""
     try:
@@ -305,7 +400,15 @@ def train(
                 if stop and status == "running":
                     status, reason = "stopped", f"stopped at step {trainer.step} of {config.steps} {stop}"
                 t0 = time.perf_counter()
+    except (RuntimeError, MemoryError) as err:  # torch.cuda.OutOfMemoryError is a RuntimeError
+        if not out_of_memory(err):
+            raise
+        raise BadInputError(
+            f"out of memory on {trainer.device.type} at step {trainer.step + 1} with batch_size={config.batch_size}; "
+            "use a smaller batch_size (or width)"
+        ) from None
     finally:
         if bar is not None:
             bar.close()
     return TrainResult(status, reason, trainer.step, metrics)
+

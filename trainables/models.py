@@ -27,7 +27,7 @@ LRELU = 0.1  # the paper's leaky-ReLU slope
 
 
 class Latent(NamedTuple):
-    z: torch.Tensor  # (n, noise_dim) ~ N(0, 1)
+    z: torch.Tensor  # (n, noise_dim) ~ U(-1, 1) or N(0, 1) (config.noise_dist)
     cat: torch.Tensor  # (n, n_cat_codes) int64 in [0, cat_dim)
     cont: torch.Tensor  # (n, n_cont_codes) ~ U(-1, 1)
 
@@ -40,16 +40,15 @@ class Codes(NamedTuple):
     cont_logstd: torch.Tensor  # (n, n_cont_codes); zeros when config.q_fixed_std
 
 
-def resolve_arch(config: InfoGANConfig, image_shape: tuple[int, int, int]) -> str:
-    """The architecture for this image shape (config.arch unless 'auto')."""
-    side = image_shape[1]
-    by_side = {28: "mnist28", 32: "dcgan32", 64: "dcgan64"}
-    arch = by_side.get(side) if config.arch == "auto" else config.arch
-    need = {"mnist28": 28, "dcgan32": 32, "dcgan64": 64}
-    if arch is None or need[arch] != side or image_shape[1] != image_shape[2]:
+ARCHS = {28: "mnist28", 32: "dcgan32", 64: "dcgan64"}  # image side -> network family
+
+
+def resolve_arch(image_shape: tuple[int, int, int]) -> str:
+    """The network family for (C, H, W) images: it follows the side (set `image_size` to change it)."""
+    arch = ARCHS.get(image_shape[1])
+    if arch is None or image_shape[1] != image_shape[2]:
         raise BadInputError(
-            f"no architecture for {image_shape[1]}x{image_shape[2]} images with arch={config.arch!r}; "
-            "set image_size to 28, 32 or 64"
+            f"no architecture for {image_shape[1]}x{image_shape[2]} images; set image_size to 28, 32 or 64"
         )
     return arch
 
@@ -137,12 +136,17 @@ class CodeHead(nn.Module):
 
 
 class InfoGAN(nn.Module):
-    """All networks of one run. `encode` is Q (shared trunk) or, when bidirectional, E."""
+    """All networks of one run. `encode` is Q (D's trunk + `q_head`) or, when bidirectional, the
+    encoder E (its own `enc_trunk` + `enc_head`, which also reads z).
+
+    Modules: `generator`; `trunk` and `d_head` (D); `q_head` (Q's head on D's trunk; None for a
+    vanilla GAN and for Bidirectional-InfoGAN); Bidirectional-InfoGAN only: `latent_embed` (D's view
+    of the latent), `enc_trunk`, `enc_head`."""
 
     def __init__(self, config: InfoGANConfig, image_shape: tuple[int, int, int]):
         super().__init__()
         self.config, self.image_shape = config, tuple(image_shape)
-        self.arch = resolve_arch(config, self.image_shape)
+        self.arch = resolve_arch(self.image_shape)
         c, w = image_shape[0], config.width
         self.generator = build_generator(self.arch, config.latent_dim, c, w)
         self.trunk, feats = build_trunk(self.arch, c, w)
@@ -155,7 +159,8 @@ class InfoGAN(nn.Module):
                 nn.Linear(feats + emb, _ch(1024, w)), nn.LeakyReLU(LRELU, True), nn.Linear(_ch(1024, w), 1)
             )
             self.enc_trunk, enc_feats = build_trunk(self.arch, c, w)
-            self.q_head = CodeHead(enc_feats, config, hidden=hidden, noise_dim=config.noise_dim)
+            self.enc_head = CodeHead(enc_feats, config, hidden=hidden, noise_dim=config.noise_dim)
+            self.q_head = None
         else:
             self.d_head = nn.Linear(feats, 1)
             self.q_head = CodeHead(feats, config, hidden=hidden) if config.has_codes else None
@@ -183,14 +188,14 @@ class InfoGAN(nn.Module):
     def encode(self, x: torch.Tensor) -> Codes:
         """Q(c | x) (or E(x) for Bidirectional-InfoGAN): x (n, C, H, W) in [-1, 1]."""
         if self.config.bidirectional:
-            return self.q_head(self.enc_trunk(x))[0]
+            return self.enc_head(self.enc_trunk(x))[0]
         if self.q_head is None:
             raise BadInputError("this model has no codes (vanilla GAN): there is nothing to encode")
         return self.q_head(self.trunk(x))[0]
 
     def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
         """Bidirectional-InfoGAN: E(x) as a latent vector (n, latent_dim) [z, softmax(cat), cont mean]."""
-        codes, z = self.q_head(self.enc_trunk(x))
+        codes, z = self.enc_head(self.enc_trunk(x))
         probs = codes.cat_logits.softmax(-1).flatten(1)
         return torch.cat([z, probs, codes.cont_mean], dim=1)
 
@@ -204,8 +209,8 @@ class InfoGAN(nn.Module):
     # ----------------------------------------------------------------- parameter groups
     @property
     def q_with_d(self) -> bool:
-        """Q's head is trained by D's optimiser (config.q_update == 'd'; never E's, which fools D)."""
-        return self.config.q_update == "d" and not self.config.bidirectional and self.q_head is not None
+        """Q's head is trained by D's optimiser (config.q_update == 'd'; never E's head, which fools D)."""
+        return self.config.q_update == "d" and self.q_head is not None
 
     def d_parameters(self) -> list[nn.Parameter]:
         """What D's optimiser updates: the trunk and D's head (and the latent embedding, or Q's head)."""
@@ -215,11 +220,11 @@ class InfoGAN(nn.Module):
         return [p for m in mods for p in m.parameters()]
 
     def g_parameters(self) -> list[nn.Parameter]:
-        """What G's optimiser updates: G and Q's head unless D's optimiser trains it (and E's trunk for
-        Bidirectional-InfoGAN)."""
+        """What G's optimiser updates: G and Q's head unless D's optimiser trains it (E for
+        Bidirectional-InfoGAN: its head, then its trunk; the order the optimiser state keeps)."""
         mods: list[nn.Module] = [self.generator]
         if self.q_head is not None and not self.q_with_d:
             mods.append(self.q_head)
         if self.config.bidirectional:
-            mods.append(self.enc_trunk)
+            mods += [self.enc_head, self.enc_trunk]
         return [p for m in mods for p in m.parameters()]

@@ -196,7 +196,7 @@ def _reporter(config: InfoGANConfig, record: TrialRecord) -> ReportFn:
         status, reason = report_status(metrics, config)
         row: dict[str, Any] = {k: metrics[k] for k in KEY_METRICS if k in metrics}
         row.update(metrics)
-        row.update(status=status, reason=reason, variant=config.variant)
+        row.update(status=status, reason=reason, model_kind=config.model_kind)
         record.update(status, reason, metrics)
         record.write()  # before the report: Tune may stop the trial inside it
         if status == "diverged":
