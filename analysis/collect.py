@@ -40,9 +40,10 @@ from analysis.scoring import (
     seed_from,
 )
 from analysis.selection import Mapper, Member, Selection, select_models
-from analysis.tune_folder import Curve, TrialRecord, read_experiment
+from analysis.tune_folder import VARIANT_KEY, Curve, Experiment, TrialRecord, read_experiment
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
+from trainables.files import check_writable
 
 GROUP_EXCLUDED = ("seed", "data_root")  # a configuration group is the config without these
 
@@ -54,14 +55,14 @@ def group_id(config: InfoGANConfig) -> str:
 
 
 def group_label(config: InfoGANConfig) -> str:
-    """Readable: the variant and the fields (except seed and data_root) that differ from the defaults."""
+    """Readable: the model kind and the fields (except seed and data_root) that differ from the defaults."""
     defaults = InfoGANConfig()
     changed = [
         f"{name}={_format(getattr(config, name))}"
         for name in InfoGANConfig.field_names()
         if name not in GROUP_EXCLUDED and getattr(config, name) != getattr(defaults, name)
     ]
-    return f"{config.variant} " + (" ".join(changed) or "defaults")
+    return f"{config.model_kind} " + (" ".join(changed) or "defaults")
 
 
 def _format(value: Any) -> str:
@@ -75,6 +76,20 @@ class AnalysisFiles:
     selection: Path
     num_trials: int
     num_scored: int
+    lost_checkpoints: tuple[str, ...] = ()  # trials whose saved checkpoints are no longer on disk
+
+
+def check_scorable(experiment: Experiment) -> tuple[str, ...]:
+    """The trials whose checkpoints were lost (saved, none on disk: `TrialRecord.lost_checkpoints`);
+    a one-line BadInputError when that leaves no trial to score."""
+    lost = tuple(t.trial_id for t in experiment.trials if t.config is not None and t.lost_checkpoints)
+    if lost and not any(t.choose_checkpoint("final") for t in experiment.trials if t.config is not None):
+        raise BadInputError(
+            f"no checkpoint left to score in {experiment.path}: {len(lost)} trial(s) saved checkpoints that are "
+            "no longer on disk (deleted, or copied without their checkpoint_* folders); put them back, or run "
+            "analyze where they are"
+        )
+    return lost
 
 
 def serial_map(fn: Callable[[Any], Any], items: Sequence[Any], desc: str, *, progress: bool = False) -> list[Any]:
@@ -85,7 +100,7 @@ def serial_map(fn: Callable[[Any], Any], items: Sequence[Any], desc: str, *, pro
 
 
 def analyze_experiment(
-    path: str | Path,
+    path: str | Path | Experiment,
     *,
     out: str | Path | None = None,
     checkpoint: str = "final",
@@ -97,15 +112,20 @@ def analyze_experiment(
     mapper: Mapper | None = None,
     progress: bool = False,
 ) -> AnalysisFiles:
-    """Score every trial of a Tune experiment and write trials/curves/selection.parquet to `out`
-    (default: the experiment folder), all three only once everything is computed. `selection=False`
-    skips the label-free selection pools (ModelCentrality), the costly part of the full protocol."""
+    """Score every trial of a Tune experiment (its folder, or as `read_experiment` read it) and
+    write trials/curves/selection.parquet to `out` (default: the experiment folder), all three only
+    once everything is computed. Bad input (an unwritable `out`, no checkpoint left to score) is
+    refused before anything is written. `selection=False` skips the label-free selection pools
+    (ModelCentrality), the costly part of the full protocol."""
     if checkpoint not in ("final", "best"):
         raise BadInputError(f"checkpoint={checkpoint!r}: use final or best")
     if centrality_max_models < 2:
         raise BadInputError(f"centrality_max_models={centrality_max_models}: ModelCentrality needs >= 2 models")
-    experiment = read_experiment(path)
-    out_dir = _writable_dir(Path(out) if out is not None else experiment.path)
+    experiment = path if isinstance(path, Experiment) else read_experiment(path)
+    lost = check_scorable(experiment)
+    out_dir = Path(out) if out is not None else experiment.path
+    check_writable(out_dir, what=f"--out {out_dir}" if out is not None else str(out_dir),
+                   fix="pass --out DIR with a writable folder")  # fmt: skip
     # the storage folder's cache: the classifiers are shared with the sweeps' probes and other studies
     cache_dir = _writable_dir(experiment.path.parent / ".cache", fallback=out_dir / ".cache")
     mapper = mapper or functools.partial(serial_map, progress=progress)
@@ -142,14 +162,16 @@ def analyze_experiment(
     }
     paths = _write_together(tables, out_dir)
     num_scored = sum(1 for s in scored.values() if not s.error)
-    return AnalysisFiles(paths["trials"], paths["curves"], paths["selection"], len(rows), num_scored)
+    return AnalysisFiles(paths["trials"], paths["curves"], paths["selection"], len(rows), num_scored, lost)
 
 
 def _writable_dir(path: Path, *, fallback: Path | None = None) -> Path:
     """`path`, created; if it cannot be written, `fallback` (or a one-line error)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        Path(tempfile.mkstemp(dir=path, prefix=".write-test-")[1]).unlink()
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
         return path
     except OSError as err:
         if fallback is not None:
@@ -190,7 +212,8 @@ def _trial_row(
     row: dict[str, Any] = dict.fromkeys(SCORE_COLUMNS, math.nan) | (cfg.to_dict() if cfg else {})
     row |= {"trial_id": tid, "experiment": experiment, "last_step": trial.last_step, "scoring_s": math.nan,
             "group": group_id(cfg) if cfg else "", "group_label": group_label(cfg) if cfg else "invalid config",
-            "variant": cfg.variant if cfg else "", "checkpoint": "", "quality/inception_fid_note": ""}  # fmt: skip
+            "model_kind": cfg.model_kind if cfg else "", "variant": str(trial.params.get(VARIANT_KEY, "")),
+            "checkpoint": "", "quality/inception_fid_note": ""}  # fmt: skip
     status, reasons = trial.status, [trial.reason]
     if score is None or score.error:
         reasons.append(
@@ -247,6 +270,7 @@ def _curves_table(curves: dict[str, dict[str, Curve]]) -> pa.Table:
 
 def _write_together(tables: dict[str, pa.Table], out_dir: Path) -> dict[str, Path]:
     """Write every table to a scratch folder, then move them into `out_dir` one after the other."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".analyze-", dir=out_dir))
     try:
         for name, table in tables.items():

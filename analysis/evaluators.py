@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from analysis import metrics
-from analysis.metrics.generator_codes import UNREADABLE, FactorReader, TraverseFn
-from trainables.data import ImageData
+from analysis.metrics import UNREADABLE, FactorReader, TraverseFn
+from trainables.data import ImageData, is_labelled
 from trainables.models import InfoGAN
 from trainables.procedural import BasicPropLine, BasicPropRects, ProceduralData
 from trainables.visualize import traversal_images
@@ -41,8 +41,10 @@ __all__ = [
     "FactorReader",
     "TemplateReader",
     "heldout_factors",
+    "PROBE_METRICS",
     "ProbeFactory",
     "generator_probe",
+    "probe_metrics",
     "make_reader",
     "model_traversals",
     "prepare_evaluator",
@@ -183,6 +185,15 @@ def model_traversals(model: InfoGAN) -> TraverseFn:
 
 
 PROBE_ROWS = 50  # traversal rows per categorical code when probing during training (K x 50 images)
+# What the probe adds to every report of a trial whose data has an evaluator, and which way is
+# better (the default direction of a study objective on it; the loop's own: trainables.loop.METRICS).
+PROBE_METRICS = {"gen/cat_acc": "max", "gen/valid": "max"}
+
+
+def probe_metrics(dataset: str) -> dict[str, str]:
+    """The probe's metrics for models trained on `dataset` (see `generator_probe`): every labelled
+    dataset (procedural, MNIST, Fashion-MNIST, SVHN) has an evaluator; CelebA and folders none."""
+    return dict(PROBE_METRICS) if is_labelled(dataset) else {}
 
 
 def generator_probe(
@@ -194,8 +205,9 @@ def generator_probe(
     seed: int = 0,
 ) -> Callable[[InfoGAN], dict[str, float]] | None:
     """A cheap generator-side score to report during training (None: no evaluator for this data):
-    model -> {"gen/cat_acc", "gen/valid"} from `rows` traversals of each categorical code, the same
-    rows at every call (`seed`), so a curve shows the model changing, not the sample."""
+    model -> PROBE_METRICS {"gen/cat_acc", "gen/valid"} from `rows` traversals of each categorical
+    code, the same rows at every call (`seed`), so a curve shows the model changing, not the
+    sample; NaN for a model without a categorical code (every trial of a study reports the same keys)."""
     reader = make_reader(data, quality, factors)
     if reader is None:
         return None
@@ -203,7 +215,7 @@ def generator_probe(
     def probe(model: InfoGAN) -> dict[str, float]:
         cfg = model.config
         if cfg.n_cat_codes == 0:
-            return {}
+            return dict.fromkeys(PROBE_METRICS, float("nan"))
         scores = metrics.compute_generator_scores(
             model_traversals(model), reader, np.random.default_rng(seed), n_cat_codes=cfg.n_cat_codes,
             cat_dim=cfg.cat_dim, n_cont_codes=0, num_rows=rows,

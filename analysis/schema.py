@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 
-SCHEMA_VERSION = 2  # 2: generator-side gen/* scores; Q's scores renamed score/* -> q/*
+# 2: generator-side gen/* scores; Q's scores renamed score/* -> q/*. 3: `model_kind` (was `variant`),
+# `variant` is now the search space's label; config columns: no `arch`, new `sgd_momentum`.
+SCHEMA_VERSION = 3
 METADATA_KEY = b"infogan-study.schema"
 
 _PA_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
@@ -78,8 +80,9 @@ TRIALS_SCHEMA = pa.schema(
         pa.field("trial_id", pa.string(), nullable=False),
         pa.field("experiment", pa.string()),
         pa.field("group", pa.string()),  # stable id of the configuration without the seed
-        pa.field("group_label", pa.string()),  # readable: variant + what differs from the defaults
-        pa.field("variant", pa.string()),  # InfoGANConfig.variant
+        pa.field("group_label", pa.string()),  # readable: model kind + what differs from the defaults
+        pa.field("model_kind", pa.string()),  # InfoGANConfig.model_kind: gan, infogan, bi-infogan, ...
+        pa.field("variant", pa.string()),  # the search space's label of the trial ('' if its space has none)
         pa.field("status", pa.string()),  # completed | diverged | error | running | pending | unscored
         pa.field("reason", pa.string()),  # why not completed / not scored ('' when fine)
         pa.field("last_step", pa.int64()),  # last reported step (`steps` is the configured length)

@@ -40,11 +40,13 @@ RECORD_FILE = "infogan-trial.json"  # trainables.tune_trainable.RECORD_FILE
 CHECKPOINT_FILE = "infogan-checkpoint.json"  # trainables.tune_trainable.CHECKPOINT_FILE
 SPEC_FILE = "infogan-study.json"  # study.plan.SPEC_FILE: how a study was launched
 DEFAULT_SCORE = ("mi/cat", "max")  # trainables.tune_trainable.DEFAULT_SCORE
-# Keys Tune adds to every report, and our labels: bookkeeping, not curves.
+# Keys Tune adds to every report, and our labels (`variant`: what studies before `model_kind`
+# reported as the model kind): bookkeeping, not curves.
 TUNE_KEYS = frozenset(
     {"step", "timestamp", "done", "training_iteration", "time_this_iter_s", "time_total_s", "pid",
      "time_since_restore", "iterations_since_restore", "should_checkpoint", "checkpoint_dir_name",
-     "trial_id", "date", "hostname", "node_ip", "config", "experiment_tag", "status", "reason", "variant"}
+     "trial_id", "date", "hostname", "node_ip", "config", "experiment_tag", "status", "reason", "model_kind",
+     "variant"}
 )  # fmt: skip
 
 
@@ -79,6 +81,13 @@ class TrialRecord:
     score_mode: str = DEFAULT_SCORE[1]
     run_status: str = ""  # the record's own word: running | completed | diverged | stopped | error ('' without)
     params: dict[str, Any] = field(default_factory=dict)  # the trial config as given (with a variant label)
+    checkpoints_saved: int = 0  # checkpoints the record or Tune's reports name, on disk or not (Tune deletes
+    # all but the kept few, never the latest: a trial with some saved and none on disk lost them)
+
+    @property
+    def lost_checkpoints(self) -> bool:
+        """It saved checkpoints and none is on disk: deleted, or copied without its checkpoint folders."""
+        return self.checkpoints_saved > 0 and not self.checkpoints
 
     def choose_checkpoint(self, which: str) -> CheckpointInfo | None:
         """The checkpoint to score: `final` (last) or `best` (by the study's metric), skipping diverged ones."""
@@ -148,10 +157,11 @@ def _read_trial(folder: Path) -> TrialRecord:
         reason = "; ".join(r for r in (reason, config_error) if r)
     last_step = int(steps[-1]) if steps.size else (int(record["step"]) if record and record.get("step") else None)
     score = (record or {}).get("checkpoint_score") or {}
+    checkpoints, saved = _checkpoints(folder, record, reports)
     return TrialRecord(
-        trial_id, folder, config, status, reason, last_step, curves, _checkpoints(folder, record, reports),
+        trial_id, folder, config, status, reason, last_step, curves, checkpoints,
         str(score.get("metric", DEFAULT_SCORE[0])), str(score.get("mode", DEFAULT_SCORE[1])),
-        str(record.get("status", "")) if record else "", dict(params or {}),
+        str(record.get("status", "")) if record else "", dict(params or {}), saved,
     )  # fmt: skip
 
 
@@ -256,10 +266,13 @@ def _checkpoint_info(step: Any, path: Path, metrics: dict[str, Any]) -> Checkpoi
                           numbers.get("mi/cat", math.nan), numbers.get("diverged") == 1.0, numbers)  # fmt: skip
 
 
-def _checkpoints(folder: Path, record: dict[str, Any] | None, reports: list[dict[str, Any]]) -> list[CheckpointInfo]:
+def _checkpoints(
+    folder: Path, record: dict[str, Any] | None, reports: list[dict[str, Any]]
+) -> tuple[list[CheckpointInfo], int]:
     """The trial's checkpoints on disk, by step, described by the record, else by themselves
     (`infogan-checkpoint.json`: one persisted after the record's last write), else (folders from
-    before records existed) by the report that named them in result.json."""
+    before records existed) by the report that named them in result.json; and how many the record
+    and the reports name (saved, whether still on disk or not)."""
     known: dict[str, CheckpointInfo] = {}
     for index, report in enumerate(reports):
         if name := report.get("checkpoint_dir_name"):
@@ -275,4 +288,4 @@ def _checkpoints(folder: Path, record: dict[str, Any] | None, reports: list[dict
         if info is None and described is not None:
             info = _checkpoint_info(described.get("step"), file.parent, described.get("metrics") or {})
         found.append(replace(info, path=file.parent) if info else CheckpointInfo(-1, file.parent, math.nan, False))
-    return sorted(found, key=lambda c: (c.step, c.path.name))
+    return sorted(found, key=lambda c: (c.step, c.path.name)), len(known)

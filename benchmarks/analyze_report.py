@@ -185,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.full_trials:  # the first 4 trials are vanilla GANs (no codes): N InfoGAN trials after them
             full = make_synthetic_experiment(Path(tmp) / "full", trials=SEEDS_PER_GROUP + args.full_trials, reports=20)
             results["analyze_full_wall_cpu_s"] = _time_analyze(full)
-            trials = pq.read_table(full / "trials.parquet", columns=["variant", "scoring_s"]).to_pandas()
-            for variant, rows in trials.groupby("variant"):
-                results[f"full_scoring_s_per_trial_median_{variant}"] = round(float(rows["scoring_s"].median()), 1)
+            trials = pq.read_table(full / "trials.parquet", columns=["model_kind", "scoring_s"]).to_pandas()
+            for kind, rows in trials.groupby("model_kind"):
+                results[f"full_scoring_s_per_trial_median_{kind}"] = round(float(rows["scoring_s"].median()), 1)
     print(json.dumps(results, indent=2))
     return 0
 

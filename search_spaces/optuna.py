@@ -1,9 +1,11 @@
-"""`optuna`: a continuous/integer space over everything the grids vary, for Optuna's TPE sampler.
+"""`optuna`: a continuous/integer space for Optuna's TPE sampler.
 
-Covers the model variants (noise_dim down to 0, categorical and continuous code counts, the
-bidirectional switch), the information weight and ratio, K, instance noise and its annealing,
-and the learning rates. Integer bounds are inclusive of the lower and exclusive of the upper
-(tune.randint), which OptunaSearch turns into Optuna's IntDistribution.
+Searches noise_dim (down to 0: codes only), the number of continuous codes (0-4), the
+bidirectional switch, the information weight and the continuous/categorical ratio, K (the
+categorical code's size), instance noise and its annealing, and the learning rates. The
+categorical code stays one (n_cat_codes = 1), so mi/cat and gen/cat_acc compare across trials;
+vary it with `--set n_cat_codes=N` for the whole search. Integer bounds are inclusive of the lower
+and exclusive of the upper (tune.randint), which OptunaSearch turns into Optuna's IntDistribution.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from typing import Any
 
 from ray import tune
 
-DESCRIPTION = "TPE space: lambda, cont_weight, K, code counts, noise_dim, instance noise, lr_d, lr_g, bidirectional"
+DESCRIPTION = (
+    "TPE space: lambda, cont_weight, K, continuous code count (one categorical code), noise_dim, instance noise, "
+    "lr_d, lr_g, bidirectional"
+)
 
 
 def space() -> dict[str, Any]:

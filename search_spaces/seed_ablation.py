@@ -5,8 +5,10 @@ GAN, GAN with codes but lambda = 0 (G is free to ignore them; Q still measures I
 InfoGAN (1 categorical + 2 continuous codes + noise), InfoGAN with codes only (no noise), InfoGAN
 with the categorical code only. Plus Bidirectional-InfoGAN (Hinz & Wermter 2018: an encoder
 E(x) -> (z, c) as in BiGAN, Donahue et al. 2017, and D judging (image, latent) pairs).
-Each label equals `InfoGANConfig.variant` of the config it produces. Replicate it with `--seeds N`:
-the variance across seeds is the point of the study.
+Each label equals the `InfoGANConfig.model_kind` of the config it produces, unless a `--set` changes
+the kind (with `--set noise_dim=0` the `infogan` row trains an `infogan-codes-only` model: the
+label names the row, the model kind says what trained). Replicate it with `--seeds N`: the
+variance across seeds is the point of the study.
 """
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 
 Each subcommand is a module in `study/commands/` that defines `NAME`, `HELP`,
 `add_arguments(parser)` and `run(args) -> int`. Modules are found by listing the package, so a
-new command is a new file. `BadInputError` from anywhere becomes one line on stderr and exit 2.
+new command is a new file. Every command module is imported to build the parser, so none imports
+torch, Ray or Optuna at module level: `run` imports what it needs once its arguments are checked
+(`tests/test_cli_train.py` holds `train` to that). `BadInputError` from anywhere becomes one line
+on stderr and exit 2; Ctrl-C exit status 130 (`sweep`, `search` and `resume` also print the
+`infogan-study resume` line that continues the study).
 """
 
 from __future__ import annotations

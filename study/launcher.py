@@ -16,6 +16,11 @@ checkpoints. Only Tune's public API touches Tune's saved state: `resume` first l
 Tune, when that state does not load, logs the error and starts the whole study over; we stop with
 one line instead. What the project itself shows about trials comes from their records
 (`trainables/tune_trainable.py`, `study/status.py`).
+
+Before Ray starts (`preflight`), everything a study needs is checked, and nothing is written
+until Ray is connected. Ctrl-C: Tune catches the first one, saves its state and stops the trials;
+the driver then prints the table and `infogan-study resume NAME --storage-path DIR` and exits
+with status 130 (`_finish`), as it does when a second Ctrl-C breaks Tune off.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
-from study.plan import StudySpec, is_uri, join_path, known_studies, read_spec, write_spec
-from study.ray_runtime import check_local_fit, ray_session, starts_local_instance
-from study.status import format_table, load_study
+from study.plan import StudySpec, check_trial_data, is_uri, join_path, known_studies, read_spec, write_spec
+from study.ray_runtime import CONNECT_TIMEOUT_S, check_local_fit, probe_address, ray_session, starts_local_instance
+from study.status import StudyView, format_table, load_study
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 from trainables.tune_trainable import trial_dirname, with_trial_resources
@@ -152,7 +157,7 @@ def checkpoint_score(spec: StudySpec) -> tuple[str, str]:
 
 def study_probe(spec: StudySpec) -> Any:
     """The generator probe every trial reports (gen/cat_acc, gen/valid), with the classifiers its
-    datasets need trained once here, before Ray starts, into the storage folder's `.cache` (shared
+    datasets need trained once here, on the driver, into the storage folder's `.cache` (shared
     with `analyze`; a local cache for s3:// or gs:// storage). None for a spec without datasets."""
     if not spec.datasets:
         return None
@@ -202,35 +207,102 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
 
 
 # ---------------------------------------------------------------------------------- entry points
-def _finish(spec: StudySpec, results: tune.ResultGrid) -> int:
-    """Print the trial table and where things are; exit status 1 if any trial errored."""
-    if spec.kind == "search":
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
+
+
+class _NoTuneResumeHint(logging.Filter):
+    """Drops Tune's hint to resume an interrupted run with `Tuner.restore(...)` (its Python API);
+    the CLI prints its own `infogan-study resume` line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
+def resume_command(spec: StudySpec, address: str | None) -> str:
+    """The command line that continues the study."""
+    return f"infogan-study resume {spec.name} --storage-path {spec.storage_path}" + (
+        f" --address {address}" if address else ""
+    )
+
+
+def _fit(tuner: tune.Tuner) -> tune.ResultGrid | None:
+    """`tuner.fit()`; None when a second Ctrl-C (SIGINT) broke it off. Tune catches the first
+    Ctrl-C itself: it saves its state, stops the trials and returns (see `_finish`)."""
+    tune_log = logging.getLogger("ray.tune.tune")
+    hint = _NoTuneResumeHint()
+    tune_log.addFilter(hint)
+    try:
+        return tuner.fit()
+    except KeyboardInterrupt:
+        return None
+    finally:
+        tune_log.removeFilter(hint)
+
+
+def _interrupted(spec: StudySpec, view: StudyView | None) -> bool:
+    """Whether the study stopped before every trial ended: Tune's last saved state (written before
+    it stops the trials of an interrupted run) has trials not yet started or not ended, or fewer
+    trials than the study runs."""
+    if view is None:
+        return True
+    unfinished = any(t.state in ("UNFINISHED", "PENDING") for t in view.trials)
+    return unfinished or len(view.trials) < spec.trials
+
+
+def _finish(spec: StudySpec, results: tune.ResultGrid | None, address: str | None) -> int:
+    """Print the trial table (ranked by the study's first objective) and where things are; exit
+    status 130 with the resume line if the study was interrupted (Ctrl-C), 1 if a trial errored."""
+    try:
+        view: StudyView | None = load_study(spec.experiment_path)
+    except BadInputError:  # interrupted before the first trial started
+        view = None
+    interrupted = results is None or _interrupted(spec, view)
+    if not interrupted and spec.kind == "search":  # (an interrupted search's RUNNING trials resume)
         orphans = fail_orphaned_optuna_trials(spec)
         if orphans:
             print(f"marked {orphans} Optuna trial(s) left RUNNING (interrupted driver or NaN objective) as FAIL")
-    print(format_table(load_study(spec.experiment_path), objectives=spec.objectives))
+    if view is not None:
+        print(format_table(view, objectives=spec.objectives))
     print(f"results: {spec.experiment_path}")
+    if interrupted:
+        print(f"infogan-study: interrupted; continue with: {resume_command(spec, address)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if spec.kind == "search" and spec.optuna_storage is None:
         print(f"optuna study {spec.name!r}: optuna-dashboard {spec.optuna_journal}")
     if results.num_errors:
         print(f"{results.num_errors} trial(s) errored; see the table above, fix, then "
-              f"`infogan-study resume {spec.name}` retries them", file=sys.stderr)  # fmt: skip
+              f"`{resume_command(spec, address)}` retries them", file=sys.stderr)  # fmt: skip
         return 1
     return 0
 
 
-def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | None, announce: str = "") -> int:
-    """Start a new sweep or search (everything already checked) and wait for it."""
-    _scheduler(spec, param_space)  # its bad input, before Ray starts
+def preflight(spec: StudySpec, param_space: dict[str, Any] | None, *, address: str | None) -> None:
+    """Everything that can be refused before Ray starts, cheapest first: the scheduler, the
+    address (reachable) or this machine (a trial fits), the trials' data (read once here: on a
+    cluster, the driver must see the shared data_root too), and last, as opening it may create a
+    journal file, a new search's Optuna storage."""
+    if param_space is not None:
+        _scheduler(spec, param_space)
     if starts_local_instance(address):
         check_local_fit(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
-    probe = study_probe(spec)
+    elif address not in (None, "auto"):
+        probe_address(address, timeout_s=CONNECT_TIMEOUT_S / 3)
+    check_trial_data(spec.datasets)
+    if spec.kind == "search" and param_space is not None:
+        check_optuna_storage(spec)
+
+
+def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | None, announce: str = "") -> int:
+    """Start a new sweep or search (its arguments already checked) and wait for it. Nothing is
+    written before Ray is connected; Ctrl-C ends it with the resume line and exit status 130."""
+    preflight(spec, param_space, address=address)
     with ray_session(address):
+        probe = study_probe(spec)
         if announce:
             print(announce, flush=True)
         write_spec(spec)
-        results = build_tuner(spec, param_space, probe=probe).fit()
-    return _finish(spec, results)
+        results = _fit(build_tuner(spec, param_space, probe=probe))
+    return _finish(spec, results, address)
 
 
 def find_study(name: str, storage_path: str, *, restorable: bool = True) -> StudySpec:
@@ -280,14 +352,13 @@ def check_restorable(spec: StudySpec) -> None:
 def resume_study(name: str, *, storage_path: str, address: str | None) -> int:
     """Continue an interrupted study: finished trials stay, the rest resume from checkpoints."""
     spec = find_study(name, storage_path)
-    if starts_local_instance(address):
-        check_local_fit(cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial)
+    preflight(spec, None, address=address)
     check_restorable(spec)
-    probe = study_probe(spec)
     with ray_session(address):
+        probe = study_probe(spec)
         try:
             tuner = tune.Tuner.restore(spec.experiment_path, trainable=trainable_of(spec, probe), resume_errored=True)
         except Exception as err:  # noqa: BLE001 - tuner.pkl unreadable: same answer
             raise _cannot_restore(spec, err) from None
-        results = tuner.fit()
-    return _finish(spec, results)
+        results = _fit(tuner)
+    return _finish(spec, results, address)

@@ -2,19 +2,21 @@
 
 `plan_from_args` turns a parsed `sweep`/`search` command line into a checked `StudySpec` and param
 space without starting anything, so every bad input is a one-line error with exit status 2.
+Adding the options imports nothing heavy (the CLI builds every parser for every command); Ray
+and the search spaces are imported when a plan is made.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from search_spaces import grid_size, load_space
-from study import plan
-from study.plan import StudySpec
-from trainables.config import coerce_value, parse_set_options
+from trainables.config import check_value, coerce_value, parse_set_options
 from trainables.errors import BadInputError
+
+if TYPE_CHECKING:
+    from study.plan import StudySpec
 
 DEFAULT_STORAGE = "./results"
 
@@ -58,6 +60,8 @@ def add_launch_arguments(p: argparse.ArgumentParser) -> None:
 
 def trial_settings(args: argparse.Namespace) -> dict[str, Any]:
     """--set options plus the named flags; naming a field twice is an error."""
+    from study import plan
+
     values = parse_set_options(args.set_options)
     named = {"dataset": args.dataset, "steps": args.steps, "batch_size": args.batch_size, "data_root": args.data_root}
     for key, value in named.items():
@@ -66,6 +70,8 @@ def trial_settings(args: argparse.Namespace) -> dict[str, Any]:
         if key in values:
             raise BadInputError(f"--{key.replace('_', '-')} and --set {key}=... both given; keep one")
         values[key] = coerce_value(key, value)
+    for key, value in values.items():  # a setting out of its range is wrong for every trial: say it plainly
+        check_value(key, value)
     return plan.common_settings(values)
 
 
@@ -77,17 +83,23 @@ def _check_name(name: str) -> str:
 
 def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: int | None,
                    objectives: list[str], **extra: Any) -> tuple[StudySpec, dict[str, Any]]:  # fmt: skip
-    """A checked study spec and param space for `sweep` or `search`; starts nothing."""
+    """A checked study spec and param space for `sweep` or `search`; starts and writes nothing."""
+    from search_spaces import grid_size, load_space
+    from study import plan
+
     plan.check_resources(cpus=args.cpus_per_trial, gpus=args.gpus_per_trial, num_samples=args.num_samples,
                          max_concurrent=args.max_concurrent, max_failures=args.max_failures)  # fmt: skip
-    parsed = tuple(plan.parse_objective(o) for o in objectives)
     space_name, param = load_space(space, seeds=seeds)
     if kind == "search":
         plan.check_search_space(space_name, param)
     param_space = plan.build_param_space(space_name, param, trial_settings(args))
     plan.check_trial_configs(param_space)
+    datasets = plan.trial_datasets(param_space)
+    reported = plan.reported_metrics(datasets)
+    flag = "--metric" if kind == "sweep" else "--objective"
+    parsed = tuple(plan.parse_objective(o, reported, flag=flag) for o in objectives)
     storage = plan.resolve_storage_path(args.storage_path)
-    spec = StudySpec(
+    spec = plan.StudySpec(
         kind=kind,
         name=_check_name(args.name or plan.default_name(space_name, str(param_space.get("dataset")))),
         storage_path=storage,
@@ -99,7 +111,8 @@ def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: in
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         max_failures=args.max_failures,
-        datasets=plan.trial_datasets(param_space),
+        datasets=datasets,
+        trials=grid_size(param_space) * args.num_samples,
         **extra,
     )
     plan.check_new_study(spec)
@@ -107,6 +120,8 @@ def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: in
 
 
 def describe_plan(spec: StudySpec, param_space: dict[str, Any]) -> str:
+    from search_spaces import grid_size
+
     grid = grid_size(param_space)
     total = grid * spec.num_samples
     where = f"{spec.experiment_path}"

@@ -4,14 +4,15 @@ A sweep or search is described by a `StudySpec` (kind, name, storage, objectives
 retries, Optuna storage). It is written as `infogan-study.json` into the experiment folder next to
 Tune's own state, so `infogan-study resume NAME` rebuilds the trainable with the same resources
 without the user repeating the flags. Every user error here raises a one-line `BadInputError`
-before Ray is contacted: unknown space or key, empty grid, a `--set` that collides with the space,
-a trial config the config dataclass refuses, an unwritable storage path, an existing name.
+before Ray is contacted and before anything is written (not even the storage folder): unknown
+space or key, empty grid, a `--set` that collides with the space, a trial config the config
+dataclass refuses, data the trials could not read, an objective no trial reports, an unwritable
+storage path, an existing name.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,16 +23,14 @@ from ray import tune
 from ray.tune.search.sample import Domain
 from ray.tune.search.variant_generator import generate_variants
 
+from analysis.evaluators import probe_metrics
 from search_spaces import VARIANT_KEY, variant_field
 from trainables.errors import BadInputError
+from trainables.files import check_writable
+from trainables.loop import METRICS
 from trainables.tune_trainable import build_config
 
 SPEC_FILE = "infogan-study.json"
-# Metrics the loop reports (trainables/loop.py) and the direction that is better.
-KNOWN_DIRECTIONS = {
-    "mi/cat": "max", "mi/cat_nats": "max", "mi/cont": "max",
-    "loss/d": "min", "loss/g": "min", "loss/info": "min",
-}  # fmt: skip
 MAX_CHECKED_TRIALS = 5000  # grid points whose full config is validated up front
 
 
@@ -44,18 +43,32 @@ class Objective:
         return f"{self.metric}:{self.mode}"
 
 
-def parse_objective(text: str) -> Objective:
-    """`METRIC[:max|min]`; the direction may be left out for the loop's own metrics."""
+def reported_metrics(datasets: tuple[dict[str, Any], ...]) -> dict[str, str | None]:
+    """Every metric each trial of a study reports, with the direction that is better (None: say
+    which): the loop's (`trainables.loop.METRICS`), and the generator probe's
+    (`analysis.evaluators.PROBE_METRICS`) when every dataset of the study has an evaluator."""
+    out = dict(METRICS)
+    probes = [probe_metrics(str(values["dataset"])) for values in datasets]
+    if probes and all(probes):
+        out.update({k: v for k, v in probes[0].items() if all(k in p for p in probes)})
+    return out
+
+
+def parse_objective(text: str, reported: dict[str, str | None], *, flag: str = "--objective") -> Objective:
+    """`METRIC[:max|min]` of a metric every trial reports (`reported_metrics`); the direction may be
+    left out where the metric has one."""
     metric, _, mode = text.partition(":")
     metric, mode = metric.strip(), mode.strip().lower()
     if not metric:
-        raise BadInputError(f"objective {text!r}: expected METRIC[:max|min], e.g. mi/cat:max")
+        raise BadInputError(f"{flag} {text!r}: expected METRIC[:max|min], e.g. mi/cat:max")
+    if metric not in reported:
+        raise BadInputError(f"{flag} {text}: no trial reports {metric!r}; they report {', '.join(reported)}")
     if not mode:
-        if metric not in KNOWN_DIRECTIONS:
-            raise BadInputError(f"objective {metric!r}: say which way is better, e.g. {metric}:max or {metric}:min")
-        mode = KNOWN_DIRECTIONS[metric]
+        if reported[metric] is None:
+            raise BadInputError(f"{flag} {metric}: say which way is better, e.g. {metric}:max or {metric}:min")
+        mode = str(reported[metric])
     if mode not in ("max", "min"):
-        raise BadInputError(f"objective {text!r}: the direction must be max or min")
+        raise BadInputError(f"{flag} {text!r}: the direction must be max or min")
     return Objective(metric, mode)
 
 
@@ -77,6 +90,7 @@ class StudySpec:
     optuna_storage: str | None = None  # a database URL or journal file; None = journal in the experiment
     startup_trials: int = 10  # TPE's random start-up trials
     datasets: tuple[dict[str, Any], ...] = ()  # the trials' distinct data (DATA_FIELDS), for the probe's evaluators
+    trials: int = 0  # how many trials the study runs (grid points x samples); 0: not recorded
 
     @property
     def experiment_path(self) -> str:
@@ -113,18 +127,12 @@ def normalize_storage_path(path: str) -> str:
 
 
 def resolve_storage_path(path: str) -> str:
-    """Absolute local path (created, checked writable) or a URI left for pyarrow to open."""
+    """Absolute local path (checked writable, not created: the study makes its folder when it
+    starts) or a URI left for pyarrow to open."""
     if is_uri(path):
         return path
     root = Path(path).expanduser().resolve()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise BadInputError(
-            f"--storage-path {path}: not writable ({err.strerror}); pick a folder you can write to"
-        ) from None
+    check_writable(root, what=f"--storage-path {path}", fix="pick a folder you can write to")
     return str(root)
 
 
@@ -209,6 +217,16 @@ def trial_datasets(param_space: dict[str, Any]) -> tuple[dict[str, Any], ...]:
         if count + 1 >= MAX_CHECKED_TRIALS:
             break
     return tuple(seen.values())
+
+
+def check_trial_data(datasets: tuple[dict[str, Any], ...]) -> None:
+    """Read each dataset the trials train on (`trial_datasets`), here, before the first trial: data
+    that cannot be read is the dataset's one-line error instead of every trial failing. Each is
+    loaded once per process and kept for the generator probe (`analysis.scoring.dataset_for`)."""
+    from analysis.scoring import dataset_for
+
+    for values in datasets:
+        dataset_for(build_config(values))
 
 
 def check_trial_configs(param_space: dict[str, Any]) -> int:

@@ -46,7 +46,7 @@ class TrialRow:
 
     trial_id: str
     state: str  # COMPLETED | DIVERGED | STOPPED | ERROR | UNFINISHED | PENDING
-    config: dict[str, Any]  # every config field (and the variant label)
+    config: dict[str, Any]  # the space's variant label (if any), the model kind and every config field
     step: int | None  # last reported step
     metrics: dict[str, float]  # the last report
     failures: int | None  # Tune's count; None without Tune's view
@@ -61,12 +61,14 @@ class StudyView:
 
 
 def _config_dict(params: dict[str, Any]) -> dict[str, Any]:
-    """Every config field of a trial config (defaults filled in) and its variant label."""
+    """The trial's variant label (from a `variant_grid` space; absent otherwise), its model kind
+    (`InfoGANConfig.model_kind`) and every config field (defaults filled in)."""
     try:
         config = InfoGANConfig.from_dict({k: v for k, v in params.items() if k != VARIANT_KEY})
     except BadInputError:  # shown as given
         return {**InfoGANConfig().to_dict(), **params}
-    return {VARIANT_KEY: params.get(VARIANT_KEY, config.variant), **config.to_dict()}
+    label = {VARIANT_KEY: params[VARIANT_KEY]} if VARIANT_KEY in params else {}
+    return {**label, "model_kind": config.model_kind, **config.to_dict()}
 
 
 def _tune_trials(experiment_path: str) -> tuple[dict[str, Any], str]:
@@ -147,12 +149,12 @@ def load_study(experiment_path: str) -> StudyView:
 
 
 def varying_params(trials: Sequence[TrialRow]) -> list[str]:
-    """Config keys whose values differ between trials (variant and seed for a single trial)."""
+    """Config keys whose values differ between trials (variant, model kind and seed for a single trial)."""
     keys: list[str] = []
     for trial in trials:
         keys += [k for k in trial.config if k not in keys and k not in HIDDEN_PARAMS]
     if len(trials) < 2:
-        return [k for k in keys if k in (VARIANT_KEY, "seed")]
+        return [k for k in keys if k in (VARIANT_KEY, "model_kind", "seed")]
     return [k for k in keys if len({repr(t.config[k]) for t in trials if k in t.config}) > 1]
 
 
@@ -173,11 +175,26 @@ def table_rows(trials: Sequence[TrialRow], *, metrics: Sequence[str]) -> tuple[l
     return header, rows
 
 
+def ranked(trials: Sequence[TrialRow], objective: Any) -> list[TrialRow]:
+    """The trials best first by the last reported value of `objective` (a study Objective: metric,
+    mode); trials without a finite value follow, each group in trial-id order."""
+
+    def key(t: TrialRow) -> tuple[int, float, str]:
+        value = t.metrics.get(objective.metric)
+        if value is None or not math.isfinite(value):
+            return 1, 0.0, t.trial_id
+        return 0, (-value if objective.mode == "max" else value), t.trial_id
+
+    return sorted(trials, key=key)
+
+
 def format_table(view: StudyView, *, objectives: Sequence[Any] = ()) -> str:
-    """A plain-text table plus a one-line count of trials per state (and Tune's note, if any)."""
+    """A plain-text table, ranked by the first objective (trial-id order without one), plus a
+    one-line count of trials per state (and Tune's note, if any)."""
     metrics = [m for m in KEY_METRICS if m != "diverged"]
     metrics += [o.metric for o in objectives if o.metric not in metrics]
-    header, rows = table_rows(view.trials, metrics=metrics)
+    trials = ranked(view.trials, objectives[0]) if objectives else view.trials
+    header, rows = table_rows(trials, metrics=metrics)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     counts: dict[str, int] = {}

@@ -6,6 +6,12 @@ representation function (observations (num, C, H, W) -> codes (num, num_codes)) 
 `np.random.Generator`, a private numpy core does the arithmetic, and the result is a dict of
 named floats. The other modules score arrays the caller already has (cluster ids, reported
 curves, feature sets, classifier outputs).
+
+The public surface is this package's `__all__`; the rest of the project imports from here. The
+private cores (`_compute_x(codes, factors)` and the like, shapes stated and asserted) are each
+module's tested pure-numpy layer: the known-answer tests import them from their module, as
+disentanglement_lib's tests do; product code does not. `_sampling` is the modules' shared private
+helper (the ground-truth interface is re-exported here).
 """
 
 from __future__ import annotations
@@ -17,6 +23,13 @@ from analysis.metrics.dci import compute_dci
 from analysis.metrics.factor_vae import compute_factor_vae, compute_factor_vae_many
 from analysis.metrics.failure_flags import compute_failure_flags
 from analysis.metrics.frechet import compute_frechet_distance
+from analysis.metrics.generator_codes import (
+    UNREADABLE,
+    FactorReader,
+    TraverseFn,
+    compute_generator_scores,
+    image_moments,
+)
 from analysis.metrics.mi_curve import compute_mi_curve_summary
 from analysis.metrics.mig import compute_mig
 from analysis.metrics.model_centrality import CentralityResult, compute_model_centrality, mean_pairwise_nmi
@@ -29,7 +42,6 @@ from analysis.metrics.quality import (
     predict_classes,
     purity_per_category,
 )
-from analysis.metrics.generator_codes import FactorReader, compute_generator_scores, image_moments
 from analysis.metrics.sap import compute_sap
 
 __all__ = [
@@ -38,6 +50,8 @@ __all__ = [
     "FeatureClassifier",
     "GroundTruthData",
     "RepresentationFn",
+    "TraverseFn",
+    "UNREADABLE",
     "compute_beta_vae",
     "compute_clustering_scores",
     "compute_dci",

@@ -22,6 +22,11 @@ every value of a sweep (a categorical code its K values, a continuous code an ev
   code's strongest attribute, averaged over codes; `cont_gap` (MIG-style, Chen et al. 2018,
   https://arxiv.org/abs/1802.04942): that attribute's correlation minus the largest other code's
   on the same attribute, averaged over codes.
+
+Layers, as disentanglement_lib's: `compute_generator_scores` samples the traversals and reads them;
+the pure-numpy cores `_compute_categorical_scores(codes, readings)` and
+`_compute_continuous_scores(grid, attributes)` (shapes stated and asserted) do the arithmetic and
+are what the known-answer tests check, importing them directly.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Writes trials.parquet, curves.parquet and selection.parquet (`analysis.schema`) into the
 experiment folder or --out. Scoring runs in this process by default, in --workers N local
-processes, or as one Ray task per trial (1 CPU each) on the cluster at --address.
+processes, or as one Ray task per trial (1 CPU each) on the cluster at --address (probed first,
+like the study commands': a wrong address is one line within seconds). An experiment whose
+checkpoints are all gone is refused (exit 2); one that lost some gets a warning on stderr.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -45,30 +48,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.collect import analyze_experiment, serial_map
-    from analysis.scoring import FULL, QUICK
-    from trainables.loop import resolve_device
-
     if args.workers < 0:
         raise BadInputError(f"--workers {args.workers}: pass 0 (this process) or more")
     if args.workers and args.address:
         raise BadInputError("--workers and --address both given: pick local processes or a Ray cluster")
     if args.device not in ("cpu", "cuda", "auto"):
         raise BadInputError(f"--device {args.device}: use cpu, cuda or auto")
+    if args.address and args.address not in ("auto", "local"):
+        from study.ray_runtime import CONNECT_TIMEOUT_S, probe_address
+
+        probe_address(args.address, timeout_s=CONNECT_TIMEOUT_S / 3)  # a wrong address: one line, in seconds
+
+    from analysis.collect import analyze_experiment, serial_map
+    from analysis.scoring import FULL, QUICK
+    from analysis.tune_folder import read_experiment
+    from trainables.loop import resolve_device
+
     device = resolve_device(args.device).type
     if device == "cuda" and args.address:
         raise BadInputError("--device cuda with --address: Ray tasks request CPUs only; score on the cluster's CPUs")
+    experiment = read_experiment(args.experiment)  # a bad folder is refused before Ray is connected
     progress = not args.quiet
     start = time.perf_counter()
     with _mapper(args, progress) as mapper:
         files = analyze_experiment(
-            args.experiment, out=args.out, checkpoint=args.checkpoint, counts=QUICK if args.quick else FULL,
+            experiment, out=args.out, checkpoint=args.checkpoint, counts=QUICK if args.quick else FULL,
             centrality_max_models=args.centrality_max_models, selection=not args.no_selection,
             data_root=args.data_root, device=device,
             mapper=mapper or (lambda fn, items, desc: serial_map(fn, items, desc, progress=progress)),
         )  # fmt: skip
     print(f"analyzed {files.num_trials} trials ({files.num_scored} scored) in {time.perf_counter() - start:.1f} s "
           f"-> {files.trials.parent}: {files.trials.name}, {files.curves.name}, {files.selection.name}")  # fmt: skip
+    if files.lost_checkpoints:
+        print(f"infogan-study: warning: {len(files.lost_checkpoints)} trial(s) saved checkpoints that are no longer "
+              f"on disk, so they have no scores: {', '.join(files.lost_checkpoints)}", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -107,7 +120,7 @@ def _pool_map(pool: Executor, fn: Callable[[Any], Any], items: Sequence[Any], de
 
 def _ray_mapper(address: str, progress: bool) -> Mapper:
     """One Ray task per item (1 CPU); the cluster must run this project's environment. Ray starts
-    on the first map, so a bad experiment folder is refused before connecting."""
+    on the first map (a HOST:PORT or ray:// address was probed before anything else)."""
 
     def map_(fn: Callable[[Any], Any], items: Sequence[Any], desc: str) -> list[Any]:
         import ray

@@ -3,15 +3,13 @@
 Tune restores the study from its own saved state (`Tuner.restore`). That state is loaded first,
 through Tune's public API; if it does not load (a driver stopped while Tune was saving it), the
 answer is one line and exit status 2, with what to do, instead of Tune quietly starting the study
-over."""
+over. Ctrl-C stops it again with the same resume line and exit status 130, as in `sweep`."""
 
 from __future__ import annotations
 
 import argparse
 
-from study.launcher import resume_study
 from study.options import add_location_arguments
-from study.plan import normalize_storage_path
 
 NAME = "resume"
 HELP = "continue an interrupted sweep or search (finished trials stay; others resume from checkpoints)"
@@ -23,4 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.launcher import resume_study
+    from study.plan import normalize_storage_path
+
     return resume_study(args.name, storage_path=normalize_storage_path(args.storage_path), address=args.address)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from study.launcher import check_optuna_storage, run_study
-from study.options import add_launch_arguments, describe_plan, plan_from_args
+from study.options import add_launch_arguments
 from trainables.errors import BadInputError
 
 NAME = "search"
@@ -20,7 +19,8 @@ HELP = "run an Optuna TPE search (one or several objectives) through Ray Tune"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="optuna", help="space with distributions (default optuna)")
     parser.add_argument("--objective", action="append", metavar="METRIC[:max|min]",
-                        help="metric to optimise (repeat for multi-objective); default mi/cat:max")  # fmt: skip
+                        help="a metric the trials report, to optimise (repeat for multi-objective); the final table "
+                             "ranks the trials by the first (default mi/cat:max)")  # fmt: skip
     parser.add_argument("--optuna-storage", metavar="URL|FILE",
                         help="database URL or journal file (default: optuna.journal in the study folder)")  # fmt: skip
     parser.add_argument("--startup-trials", type=int, default=10, help="TPE's random start-up trials (default 10)")
@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.launcher import run_study
+    from study.options import describe_plan, plan_from_args
+
     if args.startup_trials < 0:
         raise BadInputError(f"--startup-trials {args.startup_trials}: must be >= 0")
     objectives = args.objective or ["mi/cat:max"]
@@ -37,5 +40,4 @@ def run(args: argparse.Namespace) -> int:
         args, kind="search", space=args.space, seeds=None, objectives=objectives,
         optuna_storage=args.optuna_storage, startup_trials=args.startup_trials,
     )  # fmt: skip
-    check_optuna_storage(spec)
     return run_study(spec, param_space, address=args.address, announce=describe_plan(spec, param_space))

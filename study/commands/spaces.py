@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from search_spaces import describe_spaces
-
 NAME = "spaces"
 HELP = "list the named search spaces"
 
@@ -15,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from search_spaces import describe_spaces
+
     del args
     spaces = describe_spaces()
     width = max(len(name) for name, _ in spaces)

@@ -1,14 +1,12 @@
 """`infogan-study status NAME`: the table of a study's trials and their states, from the trials'
-records and Tune's public view of the study (`study/status.py`); Ray is not started."""
+records and Tune's public view of the study (`study/status.py`), ranked by the study's first
+objective; Ray is not started."""
 
 from __future__ import annotations
 
 import argparse
 
-from study.launcher import find_study
 from study.options import add_location_arguments
-from study.plan import normalize_storage_path
-from study.status import format_table, load_study
 
 NAME = "status"
 HELP = "print a study's trials, their state and last metrics"
@@ -20,7 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.launcher import find_study
+    from study.plan import normalize_storage_path
+    from study.status import format_table, load_study
+
     spec = find_study(args.name, normalize_storage_path(args.storage_path), restorable=False)
-    print(f"{spec.kind} {spec.name} ({spec.space}) in {spec.experiment_path}")
+    rank = f"; best {spec.objectives[0]} first" if spec.objectives else ""
+    print(f"{spec.kind} {spec.name} ({spec.space}) in {spec.experiment_path}{rank}")
     print(format_table(load_study(spec.experiment_path), objectives=spec.objectives))
     return 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from study.launcher import run_study
-from study.options import add_launch_arguments, describe_plan, plan_from_args
+from study.options import add_launch_arguments
 
 NAME = "sweep"
 HELP = "run a grid/random sweep over a search space with Ray Tune (ASHA early stopping optional)"
@@ -15,10 +14,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", metavar="SPACE", help="a space from `infogan-study spaces`, or a .py file")
     parser.add_argument("--seeds", type=int, help="replicate every configuration over seeds 0..N-1")
     parser.add_argument("--metric", default="mi/cat:max", metavar="METRIC[:max|min]",
-                        help="the metric ASHA stops on and the table ranks by (default mi/cat:max)")  # fmt: skip
+                        help="a metric the trials report: ASHA stops on it, Tune keeps each trial's best "
+                             "checkpoints by it, and the final table ranks the trials by its last value "
+                             "(default mi/cat:max)")  # fmt: skip
     add_launch_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.launcher import run_study
+    from study.options import describe_plan, plan_from_args
+
     spec, param_space = plan_from_args(args, kind="sweep", space=args.space, seeds=args.seeds, objectives=[args.metric])
     return run_study(spec, param_space, address=args.address, announce=describe_plan(spec, param_space))

@@ -44,8 +44,8 @@ def _trial_row(name: str, seed: int, changes: dict, dis: float, fd: float, ckpt_
     row: dict = {c: NAN for c in SCORE_COLUMNS} | {c: False for c in FLAG_COLUMNS}
     row |= config.to_dict() | {
         "trial_id": trial_id, "experiment": "synthetic", "group": f"g-{name}",
-        "group_label": f"{config.variant} " + (" ".join(f"{k}={v}" for k, v in changes.items()) or "defaults"),
-        "variant": config.variant, "status": "diverged" if diverged else "completed",
+        "group_label": f"{config.model_kind} " + (" ".join(f"{k}={v}" for k, v in changes.items()) or "defaults"),
+        "model_kind": config.model_kind, "variant": "", "status": "diverged" if diverged else "completed",
         "reason": "loss/d is nan at step 300" if diverged else "", "_last_step": 300 if diverged else STEPS,
         "checkpoint": "" if diverged else str(ckpt_root / trial_id), "failure_reason": "",
         "quality/inception_fid_note": "no network access", "scoring_s": 3.0,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.collect import analyze_experiment
-from analysis.schema import METADATA_KEY, SCHEMAS, read_table
+from analysis.collect import analyze_experiment, check_scorable
+from analysis.schema import METADATA_KEY, SCHEMA_VERSION, SCHEMAS, read_table
 from analysis.scoring import QUICK
+from analysis.tune_folder import read_experiment
 from benchmarks.analyze_report import make_synthetic_experiment
 from study.cli import main
 from trainables.errors import BadInputError
@@ -47,7 +49,7 @@ def test_the_three_files_have_exactly_the_schema(analysed):
     for name, schema in SCHEMAS.items():
         written = pq.read_schema(experiment / f"{name}.parquet")
         assert written.remove_metadata().equals(schema.remove_metadata()), name
-        assert written.metadata[METADATA_KEY] == f"{name}/2".encode()
+        assert written.metadata[METADATA_KEY] == f"{name}/{SCHEMA_VERSION}".encode()
 
 
 def test_every_trial_has_a_row_with_status_and_reason(analysed):
@@ -79,7 +81,8 @@ def test_configuration_columns_groups_and_labels(analysed):
     assert trials.loc[IDS[4], "group_label"] == (
         "infogan dataset=basicprop-line lambda_info=0.5 width=0.125 batch_size=8 steps=120 report_every=10"
     )
-    assert set(trials.loc[VANILLA, "variant"]) == {"gan"} and trials.loc[IDS[8], "variant"] == "infogan"
+    assert set(trials.loc[VANILLA, "model_kind"]) == {"gan"} and trials.loc[IDS[8], "model_kind"] == "infogan"
+    assert (trials["variant"] == "").all()  # no space label: the synthetic trials come from a plain grid
 
 
 def test_models_with_codes_get_every_quick_score(analysed):
@@ -202,5 +205,44 @@ def test_parquet_from_another_schema_version_is_refused(analysed, tmp_path):
     experiment, _ = analysed
     table = pq.read_table(experiment / "trials.parquet")
     pq.write_table(table.replace_schema_metadata({METADATA_KEY: b"trials/0"}), tmp_path / "trials.parquet")
-    with pytest.raises(BadInputError, match="has schema trials/0, this version reads trials/2"):
+    with pytest.raises(BadInputError, match=f"has schema trials/0, this version reads trials/{SCHEMA_VERSION}"):
         read_table("trials", tmp_path / "trials.parquet")
+
+
+def test_checkpoints_deleted_after_the_study_warn_or_refuse(tmp_path, capsys):
+    """Tune keeps each trial's latest checkpoint: a trial that saved some and has none on disk lost
+    them. Some lost: a warning naming them (their rows have no scores); all lost: one line, exit 2."""
+    experiment = make_synthetic_experiment(tmp_path / "exp", trials=3, reports=4)
+    first, *others = read_experiment(experiment).trials
+    for checkpoint in first.path.glob("checkpoint_*"):
+        shutil.rmtree(checkpoint)
+    assert check_scorable(read_experiment(experiment)) == (first.trial_id,)
+    assert main(["analyze", str(experiment), "--quick", "--no-selection", "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()  # (after the classifier's training note)
+    assert err[-1] == (f"infogan-study: warning: 1 trial(s) saved checkpoints that are no longer on disk, so they "
+                       f"have no scores: {first.trial_id}")  # fmt: skip
+    for trial in others:
+        for checkpoint in trial.path.glob("checkpoint_*"):
+            shutil.rmtree(checkpoint)
+    with pytest.raises(BadInputError, match=r"no checkpoint left to score in .*: 3 trial\(s\) saved checkpoints"):
+        check_scorable(read_experiment(experiment))
+
+
+@pytest.mark.parametrize("low", [0.2, math.nan])
+def test_a_model_whose_code_carries_no_information_is_no_label_free_candidate(low):
+    """The `all` pool (the label-free pick's candidates) admits only models whose final MI bound
+    reaches MIN_CANDIDATE_MI: a lambda = 0 model's Q cannot read its code back, and ModelCentrality
+    alone would happily pick it."""
+    from analysis.selection import MIN_CANDIDATE_MI, Member, PoolResult, select_models
+
+    ranks = {"a": 0.9, "b": 0.8, "c": low, "d": MIN_CANDIDATE_MI}
+    members = [Member(t, f"g{t}", "mnist28", f"/ckpt/{t}", "ref", None, r) for t, r in ranks.items()]
+    pools: list[tuple[str, tuple[str, ...]]] = []
+
+    def mapper(fn, tasks, label):
+        pools.extend((t.name, t.trial_ids) for t in tasks)
+        return [PoolResult(t.name, t.trial_ids, np.full((len(t.trial_ids),) * 2, 0.5)) for t in tasks]
+
+    chosen = select_models(members, counts=QUICK, max_models=8, device="cpu", mapper=mapper)
+    assert pools == [("all", ("a", "b", "d"))]  # one seed per group: no group pools; `c` kept out
+    assert set(chosen.centrality) == {"a", "b", "d"}

@@ -16,22 +16,22 @@ import pytest
 from PIL import Image
 
 from analysis.report import FIGURE_COUNT_META, build_report
-from analysis.report_data import load_tables, shorten_labels
-from analysis.report_figures import (
-    _get_centrality_matrix_info,
-    _get_importance_info,
-    _get_mi_curves_info,
-    _get_parallel_info,
-    _get_pareto_info,
+from analysis.report._data import load_tables, shorten_labels
+from analysis.report._figures import (
+    get_centrality_matrix_info,
+    get_importance_info,
+    get_mi_curves_info,
+    get_parallel_info,
+    get_pareto_info,
     pareto_front,
 )
-from analysis.report_images import _get_traversal_info
-from analysis.report_sections import (
-    _get_failure_info,
-    _get_ranking_info,
-    _get_selection_info,
-    _selection_html,
+from analysis.report._images import get_traversal_info
+from analysis.report._sections import (
     fmt,
+    get_failure_info,
+    get_ranking_info,
+    get_selection_info,
+    selection_html,
 )
 
 VARYING = ["lambda_info", "q_fixed_std", "instance_noise", "d_optimizer", "lr_d"]  # InfoGANConfig order
@@ -43,7 +43,7 @@ def tables(experiment):
 
 
 def test_ranking_orders_groups_by_mean_disentanglement_with_seed_spread(tables):
-    info = _get_ranking_info(tables)
+    info = get_ranking_info(tables)
     assert [r.group for r in info.rows] == ["g-noise", "g-default", "g-lam05", "g-sgd", "g-hi_lr", "g-lam0"]
     best = info.rows[0]
     assert best.dis_mean == pytest.approx(np.mean([0.93, 0.97, 0.94]))
@@ -57,7 +57,7 @@ def test_ranking_orders_groups_by_mean_disentanglement_with_seed_spread(tables):
 
 
 def test_parallel_coordinates_show_the_varying_hyperparameters_of_scored_trials(tables):
-    info = _get_parallel_info(tables)
+    info = get_parallel_info(tables)
     assert info.params == VARYING  # seed varies too, but it is not a hyperparameter
     assert len(info.score) == len(info.trial_ids) == 16 and info.n_unscored == 2
     assert "hi_lr_s0" not in info.trial_ids
@@ -65,7 +65,7 @@ def test_parallel_coordinates_show_the_varying_hyperparameters_of_scored_trials(
 
 
 def test_pareto_front_of_the_synthetic_trials(tables):
-    info = _get_pareto_info(tables)
+    info = get_pareto_info(tables)
     front = {t for t, on in zip(info.trial_ids, info.on_front) if on}
     assert front == {"lam0_s2", "lam0_s1", "lam05_s1", "default_s1", "noise_s1"}
     assert info.n_missing == 2 and info.pick == "lam05_s1"
@@ -78,7 +78,7 @@ def test_pareto_front_keeps_ties_and_drops_dominated_points():
 
 
 def test_importance_ranks_lambda_info_first_with_both_evaluators(tables):
-    info = _get_importance_info(tables)
+    info = get_importance_info(tables)
     assert info.note == "" and info.n_trials == 16
     assert set(info.importances) == {"fANOVA", "PED-ANOVA"}
     for values in info.importances.values():
@@ -88,13 +88,13 @@ def test_importance_ranks_lambda_info_first_with_both_evaluators(tables):
 
 def test_importance_falls_back_to_a_note_with_one_varying_hyperparameter(tables):
     trials = tables.trials[tables.trials["group"].isin(["g-default", "g-lam05"])]  # only lambda_info varies
-    info = _get_importance_info(dataclasses.replace(tables, trials=trials))
+    info = get_importance_info(dataclasses.replace(tables, trials=trials))
     assert info.importances == {} and info.params == ["lambda_info"]
     assert "at least 4 trials and 2 hyperparameters" in info.note
 
 
 def test_mi_curves_bands_per_group_in_ranking_order(tables):
-    info = _get_mi_curves_info(tables)
+    info = get_mi_curves_info(tables)
     assert [b.group for b in info.bands] == ["g-noise", "g-default", "g-lam05", "g-sgd", "g-hi_lr", "g-lam0"]
     assert info.n_without == 0
     for band in info.bands:
@@ -106,7 +106,7 @@ def test_mi_curves_bands_per_group_in_ranking_order(tables):
 
 
 def test_failure_summary_lists_the_failed_groups_how_and_when(tables):
-    info = _get_failure_info(tables)
+    info = get_failure_info(tables)
     groups = {g.group: (g.n_failed, g.n_trials, g.modes) for g in info.groups}
     assert groups == {
         "g-lam0": (3, 3, {"mi_stuck": 3}),
@@ -121,7 +121,7 @@ def test_failure_summary_lists_the_failed_groups_how_and_when(tables):
 
 
 def test_label_free_pick_checked_against_the_generator_side_score(tables):
-    info = _get_selection_info(tables)
+    info = get_selection_info(tables)
     assert (info.pick, info.n_candidates) == ("lam05_s1", 5)
     assert info.pick_score == pytest.approx(0.88)
     assert (info.best_trial, info.best_score) == ("noise_s0", pytest.approx(0.93))
@@ -130,13 +130,13 @@ def test_label_free_pick_checked_against_the_generator_side_score(tables):
 
 def test_label_free_pick_without_an_evaluator_says_it_cannot_be_checked(tables):
     trials = tables.trials.assign(**{"score/disentanglement": np.nan})
-    info = _get_selection_info(dataclasses.replace(tables, trials=trials))
+    info = get_selection_info(dataclasses.replace(tables, trials=trials))
     assert info.pick == "lam05_s1" and info.best_trial == "" and info.pick_rank == 0
-    assert "No generator-side score" in _selection_html(info)
+    assert "No generator-side score" in selection_html(info)
 
 
 def test_centrality_matrix_of_the_pool_explains_the_pick(tables):
-    info = _get_centrality_matrix_info(tables)
+    info = get_centrality_matrix_info(tables)
     assert info.pool == "all" and info.pick == "lam05_s1"
     assert info.trial_ids == ["default_s0", "lam05_s1", "noise_s0", "lam0_s0", "sgd_s1"]
     assert info.scores.shape == (5, 5) and np.all(info.scores[:, 1] == 0.9)  # everyone agrees with the pick
@@ -148,12 +148,12 @@ def test_centrality_matrix_of_the_pool_explains_the_pick(tables):
 
 
 def test_centrality_matrix_without_selection_table(tables):
-    info = _get_centrality_matrix_info(dataclasses.replace(tables, selection=tables.selection.iloc[:0]))
+    info = get_centrality_matrix_info(dataclasses.replace(tables, selection=tables.selection.iloc[:0]))
     assert info.pool == "" and info.trial_ids == [] and info.scores.shape == (0, 0)
 
 
 def test_traversals_of_the_top_groups_and_a_failed_trial(experiment_with_checkpoints):
-    info = _get_traversal_info(load_tables(experiment_with_checkpoints), rows=4)
+    info = get_traversal_info(load_tables(experiment_with_checkpoints), rows=4)
     roles = [(e.role, e.trial_id) for e in info.entries]
     assert roles == [("#1 configuration", "noise_s1"), ("#2 configuration", "default_s1"),
                      ("#3 configuration", "lam05_s1"), ("failed", "sgd_s0")]  # fmt: skip
@@ -169,13 +169,13 @@ def test_traversals_of_the_top_groups_and_a_failed_trial(experiment_with_checkpo
 
 def test_the_failed_trial_shown_is_not_one_of_the_best(tables):
     trials = tables.trials[tables.trials["trial_id"].isin(["lam0_s1", "lam0_s2"])]  # both flagged mi_stuck
-    info = _get_traversal_info(dataclasses.replace(tables, trials=trials))
+    info = get_traversal_info(dataclasses.replace(tables, trials=trials))
     assert [(e.role, e.trial_id) for e in info.entries] == [("#1 configuration", "lam0_s1"), ("failed", "lam0_s2")]
     assert info.entries[1].detail.startswith("mi_stuck") and info.entries[1].note.startswith("Checkpoint missing")
 
 
 def test_no_images_skips_the_checkpoints(experiment_with_checkpoints):
-    info = _get_traversal_info(load_tables(experiment_with_checkpoints), render=False)
+    info = get_traversal_info(load_tables(experiment_with_checkpoints), render=False)
     assert info.entries == [] and "--no-images" in info.note
 
 

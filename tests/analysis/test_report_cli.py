@@ -72,3 +72,33 @@ def test_bad_input_is_one_line_and_exit_2_without_output(experiment, tmp_path, c
 def test_output_path_that_is_a_folder_is_refused(experiment, tmp_path, capsys):
     assert main(["report", str(experiment), "-o", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def _sys_file(tmp_path):
+    """A file in /sys, where even root cannot create one (skipped where /sys is not like that)."""
+    target = "/sys/infogan-study-report.html"
+    try:
+        with open(target, "w"):
+            pass
+    except OSError:
+        return target
+    pytest.skip("/sys is writable here")
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (lambda tmp: tmp / "a-file" / "report.html", "is not writable (Not a directory: "),
+        (lambda tmp: tmp / "a-file" / "deeper" / "report.html", "is not writable (Not a directory: "),
+        (_sys_file, "is not writable (Permission denied: /sys)"),
+    ],
+    ids=["under-a-file", "deeper-under-a-file", "read-only-place"],
+)
+def test_an_unwritable_output_is_one_line_and_writes_nothing(experiment, tmp_path, capsys, where, message):
+    (tmp_path / "a-file").write_text("not a folder")
+    out = where(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["report", str(experiment), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"infogan-study: error: -o {out} ") and message in err and err.count("\n") == 1
+    assert sorted(tmp_path.rglob("*")) == before

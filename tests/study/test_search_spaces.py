@@ -38,7 +38,7 @@ def test_every_space_builds_valid_trial_configs(name: str) -> None:
 
 def test_seed_ablation_runs_the_six_model_variants() -> None:
     _, space = load_space("seed-ablation")
-    variants = {c.variant: c for c in _configs(space)}
+    variants = {c.model_kind: c for c in _configs(space)}
     assert set(variants) == {"gan", "gan+codes", "infogan", "infogan-codes-only", "infogan-cat-only", "bi-infogan"}
     infogan = variants["infogan"]
     assert (infogan.n_cat_codes, infogan.n_cont_codes) == (1, 2) and infogan.noise_dim > 0
@@ -104,7 +104,7 @@ def test_space_file_that_is_fine_loads_with_its_stem_as_name(tmp_path: Path) -> 
 
 def test_common_setting_fills_variants_that_leave_the_field_alone() -> None:
     _, space = load_space("seed-ablation")
-    variants = {c.variant: c for c in _configs(build_param_space("seed-ablation", space, {"noise_dim": 16}))}
+    variants = {c.model_kind: c for c in _configs(build_param_space("seed-ablation", space, {"noise_dim": 16}))}
     assert variants["infogan"].noise_dim == 16 and variants["gan"].noise_dim == 16
     assert variants["infogan-codes-only"].noise_dim == 0  # the variant's own value wins
 
@@ -120,3 +120,14 @@ def test_cross_field_errors_name_the_trial() -> None:
     param_space = build_param_space("t", space, {"n_cat_codes": 0, "n_cont_codes": 0})
     with pytest.raises(BadInputError, match=r"trial \(noise_dim=0\): no latent input"):
         check_trial_configs(param_space)
+
+
+def test_the_optuna_space_searches_what_its_description_says() -> None:
+    """It once promised code counts: it searches the continuous code count; the categorical code stays one."""
+    import search_spaces.optuna as space
+
+    described = {"lambda": "lambda_info", "cont_weight": "cont_weight", "K": "cat_dim",
+                 "continuous code count": "n_cont_codes", "noise_dim": "noise_dim", "instance noise": "instance_noise",
+                 "lr_d": "lr_d", "lr_g": "lr_g", "bidirectional": "bidirectional"}  # fmt: skip
+    assert all(term in space.DESCRIPTION for term in described) and "one categorical code" in space.DESCRIPTION
+    assert set(space.space()) == {*described.values(), "instance_noise_steps"}

@@ -1,8 +1,10 @@
-"""Bad input to sweep/search/resume/status: one line on stderr, exit status 2, nothing started
-(no Ray session, no study folder). Also `spaces` and the objective syntax."""
+"""Bad input to sweep/search/resume/status/analyze: one line on stderr, exit status 2, nothing
+started (no Ray session) and nothing written (no study folder, not even the storage folder). Also
+`spaces` and the objective syntax."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -11,8 +13,11 @@ import pytest
 import ray
 
 from study.cli import main
-from study.plan import parse_objective
+from study.plan import parse_objective, reported_metrics
 from trainables.errors import BadInputError
+from trainables.loop import METRICS
+
+FIXTURE = Path(__file__).parent / "fixtures" / "fixture-sweep"
 
 QUICK = ["--dataset", "basicprop-line", "--steps", "4", "--set", "width=0.125", "--batch-size", "8"]
 
@@ -44,16 +49,23 @@ def _run_bad(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
         (["sweep", "seed-ablation", "--scheduler", "asha", "--metric", "mi/cat:up", *QUICK], "max or min"),
         (["sweep", "seed-ablation", "--name", "a/b", *QUICK], "--name 'a/b'"),
         (["search", "--space", "categories", *QUICK], "`search` needs distributions"),
-        (["search", "--objective", "eval/mig", *QUICK], "eval/mig:max or eval/mig:min"),
+        (["search", "--objective", "d/real", *QUICK], "--objective d/real: say which way is better, e.g. d/real:max"),
+        (["search", "--objective", "nosuch/metric:max", *QUICK], "--objective nosuch/metric:max: no trial reports "
+         "'nosuch/metric'; they report step, loss/d, loss/g, loss/info, d/real, d/fake, mi/cat_nats, mi/cat, mi/cont, "
+         "instance_noise, perf/images_per_s, diverged, gen/cat_acc, gen/valid"),
+        (["sweep", "seed-ablation", "--metric", "nosuch:max", *QUICK],
+         "--metric nosuch:max: no trial reports 'nosuch'"),
+        (["sweep", "seed-ablation", "--batch-size", "1000000000", *QUICK[:-2]],
+         "batch_size=1000000000 is out of range: batch_size must be <= 65536"),
         (["search", "--scheduler", "asha", "--objective", "mi/cat", "--objective", "loss/g", *QUICK],
          "--scheduler asha stops trials on one metric"),
     ],
 )  # fmt: skip
 def test_bad_sweep_and_search_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],
                                         message: str) -> None:  # fmt: skip
-    line = _run_bad(capsys, [*argv, "--storage-path", str(tmp_path)])
+    line = _run_bad(capsys, [*argv, "--storage-path", str(tmp_path / "results")])
     assert message in line
-    assert not any(tmp_path.iterdir())  # no study folder
+    assert not any(tmp_path.iterdir())  # no storage folder, no study folder
 
 
 def test_empty_grid_in_a_space_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -66,11 +78,11 @@ def test_empty_grid_in_a_space_file(capsys: pytest.CaptureFixture[str], tmp_path
 def test_unreachable_address_fails_fast(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     port = _closed_port()
     start = time.monotonic()
-    line = _run_bad(capsys, ["sweep", "seed-ablation", *QUICK, "--storage-path", str(tmp_path),
+    line = _run_bad(capsys, ["sweep", "seed-ablation", *QUICK, "--storage-path", str(tmp_path / "results"),
                              "--address", f"127.0.0.1:{port}"])  # fmt: skip
     assert time.monotonic() - start < 30
     assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in line
-    assert not any(tmp_path.iterdir())
+    assert not any(tmp_path.iterdir())  # not even the storage folder
 
 
 def test_ray_client_address_that_is_unreachable(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -101,7 +113,7 @@ def test_unwritable_storage_path(capsys: pytest.CaptureFixture[str], tmp_path: P
 )
 def test_trial_that_cannot_fit_on_this_machine(capsys: pytest.CaptureFixture[str], tmp_path: Path, flag: str,
                                                value: str, message: str) -> None:  # fmt: skip
-    line = _run_bad(capsys, ["sweep", "categories", *QUICK, flag, value, "--storage-path", str(tmp_path)])
+    line = _run_bad(capsys, ["sweep", "categories", *QUICK, flag, value, "--storage-path", str(tmp_path / "results")])
     assert message in line and not any(tmp_path.iterdir())
 
 
@@ -121,7 +133,88 @@ def test_spaces_lists_names_with_descriptions(capsys: pytest.CaptureFixture[str]
 
 
 def test_objective_syntax() -> None:
-    assert (parse_objective("mi/cat").mode, parse_objective("loss/g").mode) == ("max", "min")
-    assert parse_objective("eval/fid:min").metric == "eval/fid"
-    with pytest.raises(BadInputError):
-        parse_objective(":max")
+    reported = reported_metrics(({"dataset": "basicprop-line"},))
+    assert (parse_objective("mi/cat", reported).mode, parse_objective("loss/g", reported).mode) == ("max", "min")
+    assert parse_objective("gen/cat_acc", reported).mode == "max"
+    assert parse_objective("d/fake:min", reported).metric == "d/fake"
+    for bad in (":max", "mi/cat:up", "eval/fid:min", "d/real"):
+        with pytest.raises(BadInputError):
+            parse_objective(bad, reported)
+
+
+def test_the_reported_metrics_are_the_loops_and_the_probes_where_every_dataset_has_an_evaluator() -> None:
+    assert list(reported_metrics(({"dataset": "mnist"}, {"dataset": "basicprop-rects"}))) == [
+        *METRICS, "gen/cat_acc", "gen/valid"
+    ]
+    assert reported_metrics(({"dataset": "mnist"}, {"dataset": "celeba"})) == METRICS  # CelebA's trials: no probe
+    assert reported_metrics(({"dataset": "folder"},)) == METRICS
+
+
+def test_a_probe_metric_of_data_without_an_evaluator_is_refused(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    line = _run_bad(capsys, ["sweep", "categories", "--dataset", "folder", "--data-root", str(tmp_path / "art"),
+                             "--metric", "gen/cat_acc:max", "--storage-path", str(tmp_path / "results")])  # fmt: skip
+    assert "no trial reports 'gen/cat_acc'" in line and "gen/valid" not in line
+    assert not any(tmp_path.iterdir())
+
+
+def _broken_image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "art"
+    folder.mkdir()
+    (folder / "punk.png").write_bytes(b"not a png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (lambda tmp: ["--dataset", "mnist", "--data-root", str(tmp / "nowhere")], "MNIST not found under"),
+        (lambda tmp: ["--dataset", "folder", "--data-root", str(_broken_image_folder(tmp))], "could not read image"),
+    ],
+    ids=["missing", "unreadable"],
+)
+def test_data_the_trials_cannot_read_is_refused_before_the_first_trial(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data, message: str
+) -> None:
+    monkeypatch.setenv("INFOGAN_STUDY_OFFLINE", "1")
+    argv = ["sweep", "categories", *data(tmp_path), "--steps", "4", "--storage-path", str(tmp_path / "results")]
+    before = sorted(tmp_path.rglob("*"))
+    line = _run_bad(capsys, argv)
+    assert message in line
+    assert sorted(tmp_path.rglob("*")) == before  # no storage folder, no data folder made
+
+
+@pytest.fixture
+def study_copy(tmp_path: Path) -> Path:
+    """The committed fixture study (one completed trial with a checkpoint, one diverged, one errored)."""
+    shutil.copytree(FIXTURE, tmp_path / "results" / FIXTURE.name)
+    return tmp_path / "results" / FIXTURE.name
+
+
+def test_analyze_of_an_experiment_whose_checkpoints_were_deleted(capsys: pytest.CaptureFixture[str],
+                                                                 study_copy: Path) -> None:  # fmt: skip
+    for checkpoint in study_copy.glob("*/checkpoint_*"):
+        shutil.rmtree(checkpoint)
+    before = sorted(study_copy.parent.rglob("*"))
+    line = _run_bad(capsys, ["analyze", str(study_copy), "--quick"])
+    assert f"no checkpoint left to score in {study_copy}: 1 trial(s) saved checkpoints" in line
+    assert sorted(study_copy.parent.rglob("*")) == before  # no parquet, no classifier cache
+
+
+def test_analyze_with_an_unreachable_address_fails_fast(capsys: pytest.CaptureFixture[str], study_copy: Path) -> None:
+    port = _closed_port()
+    before = sorted(study_copy.parent.rglob("*"))
+    start = time.monotonic()
+    line = _run_bad(capsys, ["analyze", str(study_copy), "--quick", "--address", f"127.0.0.1:{port}"])
+    assert time.monotonic() - start < 30
+    assert f"--address 127.0.0.1:{port}: cannot reach a Ray cluster" in line
+    assert sorted(study_copy.parent.rglob("*")) == before
+
+
+def test_analyze_into_an_unwritable_out(capsys: pytest.CaptureFixture[str], study_copy: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    before = sorted(tmp_path.rglob("*"))
+    line = _run_bad(capsys, ["analyze", str(study_copy), "--quick", "--out", str(blocker / "tables")])
+    assert f"--out {blocker / 'tables'} is not writable (Not a directory: {blocker})" in line
+    assert sorted(tmp_path.rglob("*")) == before

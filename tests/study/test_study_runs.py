@@ -7,6 +7,8 @@
 - A sweep whose driver is killed mid-way is completed by `infogan-study resume`: finished trials
   are not rerun, the interrupted ones continue from their checkpoints.
 - A search whose driver is killed keeps its Optuna history and its TPE sampler after resume.
+- Ctrl-C (SIGINT) during a sweep ends the driver with exit status 130 and the
+  `infogan-study resume` line (not Tune's `Tuner.restore(...)` hint), and the study can be resumed.
 """
 
 from __future__ import annotations
@@ -174,6 +176,30 @@ def test_resume_completes_a_sweep_whose_driver_was_killed(local_ray: str, tmp_pa
         if trial_id in resumed:  # continued from its checkpoint, not from step 0
             new_rows = _results(t.path)[resumed[trial_id] :]
             assert new_rows and new_rows[0]["step"] > every
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_with_exit_130_and_the_resume_line(local_ray: str, tmp_path: Path) -> None:
+    storage = tmp_path / "results"
+    space = _space_file(tmp_path, "{'seed': tune.grid_search([0, 1])}")
+    argv = ["sweep", space, *FAST, "--steps", "20000", "--set", "report_every=20", "--name", "ctrlc",
+            "--storage-path", str(storage), "--address", local_ray]  # fmt: skip
+    log = tmp_path / "driver.log"
+    proc = _start_driver(argv, log)
+    _wait_for(lambda: any(t.last_step for t in _trials(storage / "ctrlc").values()), proc, log, timeout_s=400)
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise AssertionError(f"the driver did not stop within 300 s of Ctrl-C:\n{log.read_text()[-3000:]}") from None
+    text = log.read_text()
+    assert code == 130, text[-3000:]
+    resume = f"infogan-study resume ctrlc --storage-path {storage} --address {local_ray}"
+    assert f"infogan-study: interrupted; continue with: {resume}" in text.splitlines()
+    assert "Tuner.restore(" not in text
+    assert tune.Tuner.can_restore(str(storage / "ctrlc"))
+    assert all(t.run_status != "completed" for t in _trials(storage / "ctrlc").values())
 
 
 @pytest.mark.slow

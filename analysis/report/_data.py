@@ -76,7 +76,7 @@ def load_tables(experiment: str | Path) -> ReportTables:
 
 
 def shorten_labels(labels: pd.Series) -> tuple[pd.Series, str]:
-    """Cut the `k=v` settings every label shares from labels shaped "variant k=v k=v" (analyze's
+    """Cut the `k=v` settings every label shares from labels shaped "kind k=v k=v" (analyze's
     group_label): "infogan dataset=mnist lambda_info=2" -> "infogan lambda_info=2". Returns the
     short labels and the shared settings ("dataset=mnist")."""
     distinct = labels.unique()
@@ -88,8 +88,8 @@ def shorten_labels(labels: pd.Series) -> tuple[pd.Series, str]:
         return labels, ""
 
     def short(label: str) -> str:
-        variant, *rest = label.split(" ")
-        return " ".join([variant, *(t for t in rest if t not in shared)])
+        kind, *rest = label.split(" ")
+        return " ".join([kind, *(t for t in rest if t not in shared)])
 
     order = [t for t in str(distinct[0]).split(" ") if t in shared]  # the settings in config order
     return labels.map(lambda label: short(str(label))), " ".join(order)

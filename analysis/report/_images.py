@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
-from analysis.report_data import FAILED_STATUSES, ReportTables, group_order, resolve_checkpoint
-from analysis.report_sections import best_trial_of
+from analysis.report._data import FAILED_STATUSES, ReportTables, group_order, resolve_checkpoint
+from analysis.report._sections import best_trial_of
 from trainables.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def _render(path: Path, *, rows: int, max_codes: int) -> list[Grid]:
     return grids
 
 
-def _get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = 3, rows: int = 6,
+def get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = 3, rows: int = 6,
                         max_codes: int = 3) -> TraversalInfo:  # fmt: skip
     if not render:
         return TraversalInfo([], "Not rendered (--no-images).")
@@ -113,7 +113,7 @@ def _get_traversal_info(tables: ReportTables, *, render: bool = True, top: int =
     return TraversalInfo(entries, "" if entries else "No trial to show.")
 
 
-def _traversal_html(info: TraversalInfo) -> str:
+def traversal_html(info: TraversalInfo) -> str:
     if not info.entries:
         return f"<p>{escape(info.note)}</p>"
     parts = []

@@ -1,4 +1,4 @@
-"""`infogan-study report`: one self-contained HTML page about an analysed experiment.
+"""The report page: its sections in order, the HTML around them, and writing the file.
 
 Reads only the parquet tables written by `infogan-study analyze` (analysis/schema.py), plus the
 checkpoints of a few trials for their latent traversal grids (optional). The page opens offline:
@@ -18,30 +18,31 @@ from typing import NamedTuple
 import plotly.graph_objects as go
 import plotly.offline
 
-from analysis.report_data import ReportTables, load_tables, varying_params
+from analysis.report._data import ReportTables, load_tables, varying_params
+from analysis.report._figures import (
+    get_centrality_matrix_info,
+    get_centrality_matrix_plot,
+    get_importance_info,
+    get_importance_plot,
+    get_mi_curves_info,
+    get_mi_curves_plot,
+    get_parallel_info,
+    get_parallel_plot,
+    get_pareto_info,
+    get_pareto_plot,
+)
+from analysis.report._images import get_traversal_info, traversal_html
+from analysis.report._sections import (
+    failure_html,
+    get_failure_info,
+    get_ranking_info,
+    get_selection_info,
+    ranking_html,
+    selection_html,
+)
 from analysis.schema import SCORE_DESCRIPTIONS
-from analysis.report_figures import (
-    _get_centrality_matrix_info,
-    _get_centrality_matrix_plot,
-    _get_importance_info,
-    _get_importance_plot,
-    _get_mi_curves_info,
-    _get_mi_curves_plot,
-    _get_parallel_info,
-    _get_parallel_plot,
-    _get_pareto_info,
-    _get_pareto_plot,
-)
-from analysis.report_images import _get_traversal_info, _traversal_html
-from analysis.report_sections import (
-    _failure_html,
-    _get_failure_info,
-    _get_ranking_info,
-    _get_selection_info,
-    _ranking_html,
-    _selection_html,
-)
 from trainables.errors import BadInputError
+from trainables.files import check_writable
 
 FIGURE_COUNT_META = "infogan-study-figures"  # <meta> holding how many plotly figures the page draws
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -89,21 +90,21 @@ def _left_out(n: int, what: str) -> str:
 
 def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section]:
     """Every section of the report, in page order."""
-    parallel = _get_parallel_info(tables)
-    importance = _get_importance_info(tables)
-    mi = _get_mi_curves_info(tables)
-    gen = _get_mi_curves_info(tables, "gen/cat_acc")
-    pareto = _get_pareto_info(tables)
-    matrix = _get_centrality_matrix_info(tables)
+    parallel = get_parallel_info(tables)
+    importance = get_importance_info(tables)
+    mi = get_mi_curves_info(tables)
+    gen = get_mi_curves_info(tables, "gen/cat_acc")
+    pareto = get_pareto_info(tables)
+    matrix = get_centrality_matrix_info(tables)
     return [
         Section("ranking", "Ranking of configurations",
                 "Groups of seeds of one configuration, best generator-side disentanglement first (ties: lower FD); "
                 "mean ± std across seeds. What each column measures is under 'Scores' below.",
-                _ranking_html(_get_ranking_info(tables)), False),
+                ranking_html(get_ranking_info(tables)), False),
         Section("scores", "Scores", "One sentence per score: what it measures.", _scores_html(), False),
         _figure_section(
             "parallel", "Hyperparameters", "One line per trial, coloured by disentanglement.",
-            _get_parallel_plot(parallel) if parallel.params and parallel.score else None,
+            get_parallel_plot(parallel) if parallel.params and parallel.score else None,
             _left_out(parallel.n_unscored, "trials without a disentanglement score are left out")
             if parallel.params else "No hyperparameter varies across the trials.",
         ),
@@ -111,41 +112,41 @@ def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section
             "importance", "Hyperparameter importance",
             "Optuna's fANOVA and PED-ANOVA on the completed trials: how much of the spread in disentanglement "
             "each hyperparameter explains.",
-            _get_importance_plot(importance) if importance.importances else None, importance.note,
+            get_importance_plot(importance) if importance.importances else None, importance.note,
         ),
         _figure_section(
             "mi", "Mutual information during training",
             "The lower bound on I(c; G(z, c)) over H(c): 1 means G's categorical code is fully recoverable "
             "from its images.",
-            _get_mi_curves_plot(mi) if mi.bands else None,
+            get_mi_curves_plot(mi) if mi.bands else None,
             _left_out(mi.n_without, "configurations reported no categorical MI (no categorical code)"),
         ),
         _figure_section(
             "gen-curves", "Generator-side accuracy during training",
             "What the MI bound does not say: whether the categorical code decides the factor of G's images, "
             "probed by the dataset's evaluator at every report.",
-            _get_mi_curves_plot(gen) if gen.bands else None,
+            get_mi_curves_plot(gen) if gen.bands else None,
             "" if gen.bands else "No trial reported gen/cat_acc during training (no evaluator for this dataset, "
             "or trained before the probe existed).",
         ),
         _figure_section(
             "pareto", "Disentanglement vs quality",
             "Each point is a trial; the red steps are the Pareto front (no trial is better in both).",
-            _get_pareto_plot(pareto) if pareto.trial_ids else None,
+            get_pareto_plot(pareto) if pareto.trial_ids else None,
             _left_out(pareto.n_missing, "trials lack a disentanglement or FD score and are not shown"),
         ),
         Section("traversals", "Latent traversals",
                 "Rows keep the noise fixed, columns sweep one code (categories, or -2..2).",
-                _traversal_html(_get_traversal_info(tables, render=images)), False),
+                traversal_html(get_traversal_info(tables, render=images)), False),
         Section("failures", "Failures", "Which configurations failed, how, and when.",
-                _failure_html(_get_failure_info(tables)), False),
+                failure_html(get_failure_info(tables)), False),
         _figure_section(
             "selection", "Label-free model selection",
             "ModelCentrality (InfoGAN-CR) picks the model whose codes the others agree with most, without "
             "labels; labels, where present, check the pick.",
-            _get_centrality_matrix_plot(matrix) if matrix.trial_ids else None,
+            get_centrality_matrix_plot(matrix) if matrix.trial_ids else None,
             "" if matrix.trial_ids else "No ModelCentrality scores in selection.parquet.",
-            before=_selection_html(_get_selection_info(tables)),
+            before=selection_html(get_selection_info(tables)),
         ),
     ]  # fmt: skip
 
@@ -181,16 +182,23 @@ def build_report(tables: ReportTables, *, images: bool = True) -> str:
 
 def write_report(experiment: str | Path, out: str | Path | None = None, *, images: bool = True) -> Path:
     """Write the report of an analysed experiment to `out` (default EXPERIMENT/report.html)
-    atomically; bad input raises BadInputError before anything is written."""
+    atomically; bad input (no analysed experiment, an unwritable `out`) raises BadInputError
+    before anything is written."""
     out = Path(out) if out is not None else Path(experiment) / "report.html"
     if out.is_dir():
         raise BadInputError(f"-o {out} is a folder; pass a file name such as {out / 'report.html'}")
-    html = build_report(load_tables(experiment), images=images)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    tables = load_tables(experiment)
+    check_writable(out.parent, what=f"-o {out}", fix="pass -o with a file in a folder you can write to")
+    html = build_report(tables, images=images)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(html, encoding="utf-8")
         tmp.replace(out)
+    except OSError as err:  # e.g. the disk filled up while writing
+        tmp.unlink(missing_ok=True)
+        raise BadInputError(f"-o {out}: cannot write it ({err.strerror or type(err).__name__}); "
+                            "pass -o with a file in a folder you can write to") from None  # fmt: skip
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

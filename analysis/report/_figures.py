@@ -1,5 +1,5 @@
-"""The report's plotly figures, in Optuna's visualization habit: `_get_x_info(tables) -> NamedTuple`
-holds the data (what the tests check), `_get_x_plot(info) -> go.Figure` only draws it.
+"""The report's plotly figures, in Optuna's visualization habit: `get_x_info(tables) -> NamedTuple`
+holds the data (what the tests check), `get_x_plot(info) -> go.Figure` only draws it.
 
 - parallel coordinates of the hyperparameters that vary, coloured by disentanglement;
 - hyperparameter importance by Optuna's fANOVA and PED-ANOVA evaluators on an in-memory study;
@@ -17,8 +17,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative
 
-from analysis.report_data import DIS, FD, ReportTables, group_order, varying_params
-from analysis.report_sections import pick_trial
+from analysis.report._data import DIS, FD, ReportTables, group_order, varying_params
+from analysis.report._sections import pick_trial
 from trainables.config import InfoGANConfig
 
 MIN_IMPORTANCE_TRIALS = 4
@@ -41,7 +41,7 @@ class ParallelInfo(NamedTuple):
     n_unscored: int  # trials left out: no disentanglement score (e.g. diverged)
 
 
-def _get_parallel_info(tables: ReportTables) -> ParallelInfo:
+def get_parallel_info(tables: ReportTables) -> ParallelInfo:
     trials = tables.trials
     scored = trials.dropna(subset=[DIS])
     params = varying_params(trials)
@@ -61,7 +61,7 @@ def _dimension(name: str, values: list[Any]) -> dict[str, Any]:
     return {"label": name, "values": series.tolist()}
 
 
-def _get_parallel_plot(info: ParallelInfo) -> go.Figure:
+def get_parallel_plot(info: ParallelInfo) -> go.Figure:
     dims = [_dimension(p, info.values[p]) for p in info.params]
     dims.append({"label": DIS, "values": info.score})
     line = {
@@ -96,7 +96,7 @@ def _distribution(name: str, values: pd.Series) -> Any:
     return FloatDistribution(float(values.min()), float(values.max()), log=_is_log_scale(values))
 
 
-def _get_importance_info(tables: ReportTables) -> ImportanceInfo:
+def get_importance_info(tables: ReportTables) -> ImportanceInfo:
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
 
@@ -131,7 +131,7 @@ def _get_importance_info(tables: ReportTables) -> ImportanceInfo:
     return ImportanceInfo(order, importances, len(done), "; ".join(problems))
 
 
-def _get_importance_plot(info: ImportanceInfo) -> go.Figure:
+def get_importance_plot(info: ImportanceInfo) -> go.Figure:
     fig = go.Figure()
     for name, values in info.importances.items():
         params = info.params[::-1]  # plotly draws horizontal bars bottom-up
@@ -165,7 +165,7 @@ CURVE_LABELS = {  # metric -> (title, y axis title, reference line at 1 or '')
 }  # fmt: skip
 
 
-def _get_mi_curves_info(tables: ReportTables, metric: str = "mi/cat") -> MICurvesInfo:
+def get_mi_curves_info(tables: ReportTables, metric: str = "mi/cat") -> MICurvesInfo:
     curves = tables.curves[tables.curves["metric"] == metric]
     curves = curves[np.isfinite(curves["value"])].merge(tables.trials[["trial_id", "group", "group_label"]])
     bands = []
@@ -181,7 +181,7 @@ def _get_mi_curves_info(tables: ReportTables, metric: str = "mi/cat") -> MICurve
     return MICurvesInfo(bands, len(order) - len(bands), metric)
 
 
-def _get_mi_curves_plot(info: MICurvesInfo) -> go.Figure:
+def get_mi_curves_plot(info: MICurvesInfo) -> go.Figure:
     fig = go.Figure()
     for i, band in enumerate(info.bands):
         color = PALETTE[i % len(PALETTE)]
@@ -218,7 +218,7 @@ def pareto_front(dis: np.ndarray, fd: np.ndarray) -> np.ndarray:
     return ~np.any(at_least & better, axis=1)
 
 
-def _get_pareto_info(tables: ReportTables) -> ParetoInfo:
+def get_pareto_info(tables: ReportTables) -> ParetoInfo:
     trials = tables.trials
     both = trials.dropna(subset=[DIS, FD])
     dis, fd = both[DIS].to_numpy(float), both[FD].to_numpy(float)
@@ -226,7 +226,7 @@ def _get_pareto_info(tables: ReportTables) -> ParetoInfo:
                       pick_trial(trials), len(trials) - len(both))  # fmt: skip
 
 
-def _get_pareto_plot(info: ParetoInfo) -> go.Figure:
+def get_pareto_plot(info: ParetoInfo) -> go.Figure:
     text = [f"{t}<br>{label}" for t, label in zip(info.trial_ids, info.labels)]
     fig = go.Figure()
     fig.add_scatter(x=info.fd, y=info.dis, mode="markers", name="trials", text=text, hoverinfo="text+x+y",
@@ -255,7 +255,7 @@ class CentralityMatrixInfo(NamedTuple):
     pick: str
 
 
-def _get_centrality_matrix_info(tables: ReportTables) -> CentralityMatrixInfo:
+def get_centrality_matrix_info(tables: ReportTables) -> CentralityMatrixInfo:
     selection, pick = tables.selection, pick_trial(tables.trials)
     pools = list(dict.fromkeys(selection["pool"]))
     with_pick = [p for p in pools if pick in set(selection.loc[selection["pool"] == p, "rep_trial"])]
@@ -270,7 +270,7 @@ def _get_centrality_matrix_info(tables: ReportTables) -> CentralityMatrixInfo:
     return CentralityMatrixInfo(pool, ids, [str(labels.get(t, "")) for t in ids], scores, pick)
 
 
-def _get_centrality_matrix_plot(info: CentralityMatrixInfo) -> go.Figure:
+def get_centrality_matrix_plot(info: CentralityMatrixInfo) -> go.Figure:
     names = [f"{t} ★" if t == info.pick else t for t in info.trial_ids]
     hover = [[f"data of {a} ({la})<br>Q of {b} ({lb})" for b, lb in zip(info.trial_ids, info.labels)]
              for a, la in zip(info.trial_ids, info.labels)]  # fmt: skip

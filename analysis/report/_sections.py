@@ -1,6 +1,6 @@
 """The report's table sections: the ranking of configurations, the failure summary and the
-label-free pick. Each is computed into a NamedTuple (`_get_x_info(tables)`), which the tests
-check, then drawn as HTML (`_x_html(info)`).
+label-free pick. Each is computed into a NamedTuple (`get_x_info(tables)`), which the tests
+check, then drawn as HTML (`x_html(info)`).
 
 A configuration group is one InfoGANConfig without its seed; its seeds are repeats. Scores are
 averaged over the seeds that produced one (a diverged seed has NaN scores and counts as failed).
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from analysis.report_data import CENTRALITY, CHECK, DIS, FD, MI, Q_REAL, ReportTables, group_order
+from analysis.report._data import CENTRALITY, CHECK, DIS, FD, MI, Q_REAL, ReportTables, group_order
 from analysis.schema import FLAG_COLUMNS
 
 PICK_BADGE = ' <span class="pick" title="highest ModelCentrality: the label-free pick">★ pick</span>'
@@ -51,7 +51,7 @@ def _header(*names: str) -> str:
 class GroupRow(NamedTuple):
     group: str
     label: str
-    variant: str
+    model_kind: str
     n_seeds: int
     n_failed: int
     dis_mean: float  # over the seeds with a score
@@ -70,14 +70,14 @@ class RankingInfo(NamedTuple):
     pick: str  # trial id of the label-free pick ('' if no centrality)
 
 
-def _get_ranking_info(tables: ReportTables) -> RankingInfo:
+def get_ranking_info(tables: ReportTables) -> RankingInfo:
     trials = tables.trials
     pick = pick_trial(trials)
     rows = []
     for group in group_order(trials):
         g = trials[trials["group"] == group]
         rows.append(GroupRow(
-            group=group, label=str(g["group_label"].iloc[0]), variant=str(g["variant"].iloc[0]),
+            group=group, label=str(g["group_label"].iloc[0]), model_kind=str(g["model_kind"].iloc[0]),
             n_seeds=len(g), n_failed=int(g["failed"].sum()),
             dis_mean=float(g[DIS].mean()), dis_std=float(g[DIS].std(ddof=1)),
             q_real_mean=float(g[Q_REAL].mean()), q_real_std=float(g[Q_REAL].std(ddof=1)), mi_mean=float(g[MI].mean()),
@@ -91,7 +91,7 @@ def _pm(mean: float, std: float) -> str:
     return fmt(mean) + ("" if math.isnan(std) else f" ± {fmt(std, 2)}")
 
 
-def _ranking_html(info: RankingInfo) -> str:
+def ranking_html(info: RankingInfo) -> str:
     head = _header("#", "configuration", "disentanglement ↑ (gen/cat_acc)", "FD ↓", "Q on real images",
                    "final MI bound", "seeds", "failed", "best trial")  # fmt: skip
     body = []
@@ -132,7 +132,7 @@ class FailureInfo(NamedTuple):
     n_trials: int
 
 
-def _get_failure_info(tables: ReportTables) -> FailureInfo:
+def get_failure_info(tables: ReportTables) -> FailureInfo:
     trials = tables.trials
     last_step = tables.curves.groupby("trial_id")["step"].max()
     failed = []
@@ -159,7 +159,7 @@ def _get_failure_info(tables: ReportTables) -> FailureInfo:
     return FailureInfo(groups, failed, len(trials))
 
 
-def _failure_html(info: FailureInfo) -> str:
+def failure_html(info: FailureInfo) -> str:
     if not info.trials:
         return f"<p>No failures: all {info.n_trials} trials completed without a failure flag.</p>"
     summary = "".join(
@@ -192,7 +192,7 @@ class SelectionInfo(NamedTuple):
     pick_rank: int  # 1 = the pick is the best scored candidate (0 if none is scored)
 
 
-def _get_selection_info(tables: ReportTables) -> SelectionInfo:
+def get_selection_info(tables: ReportTables) -> SelectionInfo:
     trials = tables.trials
     pick = pick_trial(trials)
     if not pick:
@@ -210,7 +210,7 @@ def _get_selection_info(tables: ReportTables) -> SelectionInfo:
                          best, best_score, median, rank)  # fmt: skip
 
 
-def _selection_html(info: SelectionInfo) -> str:
+def selection_html(info: SelectionInfo) -> str:
     if not info.pick:
         return "<p>No trial has a ModelCentrality score (selection/centrality); nothing was picked.</p>"
     text = (
