@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.report_data import shorten_labels
+from analysis.report import shorten_labels
 from analysis.schema import read_table
 from study.cli import main as cli
 

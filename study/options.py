@@ -81,9 +81,16 @@ def _check_name(name: str) -> str:
     return name
 
 
+def default_objective(reported: dict[str, str | None]) -> str:
+    """What a study optimises unless told: the generator-side accuracy where every trial's data has
+    an evaluator to report it (the score the analysis ranks by), else the MI bound."""
+    return "gen/cat_acc:max" if "gen/cat_acc" in reported else "mi/cat:max"
+
+
 def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: int | None,
-                   objectives: list[str], **extra: Any) -> tuple[StudySpec, dict[str, Any]]:  # fmt: skip
-    """A checked study spec and param space for `sweep` or `search`; starts and writes nothing."""
+                   objectives: list[str] | None, **extra: Any) -> tuple[StudySpec, dict[str, Any]]:  # fmt: skip
+    """A checked study spec and param space for `sweep` or `search`; starts and writes nothing.
+    No objectives: `default_objective` of the study's datasets."""
     from search_spaces import grid_size, load_space
     from study import plan
 
@@ -97,7 +104,7 @@ def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: in
     datasets = plan.trial_datasets(param_space)
     reported = plan.reported_metrics(datasets)
     flag = "--metric" if kind == "sweep" else "--objective"
-    parsed = tuple(plan.parse_objective(o, reported, flag=flag) for o in objectives)
+    parsed = tuple(plan.parse_objective(o, reported, flag=flag) for o in objectives or [default_objective(reported)])
     storage = plan.resolve_storage_path(args.storage_path)
     spec = plan.StudySpec(
         kind=kind,

@@ -15,7 +15,7 @@ importing `get_x_info` from the private modules, as Optuna's tests do.
 
 from __future__ import annotations
 
-from analysis.report._data import ReportTables, load_tables
+from analysis.report._data import ReportTables, load_tables, shorten_labels
 from analysis.report._page import FIGURE_COUNT_META, Section, build_report, build_sections, write_report
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "build_report",
     "build_sections",
     "load_tables",
+    "shorten_labels",
     "write_report",
 ]

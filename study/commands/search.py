@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="optuna", help="space with distributions (default optuna)")
     parser.add_argument("--objective", action="append", metavar="METRIC[:max|min]",
                         help="a metric the trials report, to optimise (repeat for multi-objective); the final table "
-                             "ranks the trials by the first (default mi/cat:max)")  # fmt: skip
+                             "ranks the trials by the first (default gen/cat_acc:max where the "
+                             "dataset has an evaluator, e.g. mnist, basicprop-line; else mi/cat:max)")  # fmt: skip
     parser.add_argument("--optuna-storage", metavar="URL|FILE",
                         help="database URL or journal file (default: optuna.journal in the study folder)")  # fmt: skip
     parser.add_argument("--startup-trials", type=int, default=10, help="TPE's random start-up trials (default 10)")
@@ -33,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.startup_trials < 0:
         raise BadInputError(f"--startup-trials {args.startup_trials}: must be >= 0")
-    objectives = args.objective or ["mi/cat:max"]
-    if len(set(o.split(":")[0] for o in objectives)) != len(objectives):
+    objectives = args.objective
+    if objectives and len(set(o.split(":")[0] for o in objectives)) != len(objectives):
         raise BadInputError("the same --objective metric is given twice")
     spec, param_space = plan_from_args(
         args, kind="search", space=args.space, seeds=None, objectives=objectives,

@@ -13,10 +13,11 @@ HELP = "run a grid/random sweep over a search space with Ray Tune (ASHA early st
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", metavar="SPACE", help="a space from `infogan-study spaces`, or a .py file")
     parser.add_argument("--seeds", type=int, help="replicate every configuration over seeds 0..N-1")
-    parser.add_argument("--metric", default="mi/cat:max", metavar="METRIC[:max|min]",
+    parser.add_argument("--metric", metavar="METRIC[:max|min]",
                         help="a metric the trials report: ASHA stops on it, Tune keeps each trial's best "
                              "checkpoints by it, and the final table ranks the trials by its last value "
-                             "(default mi/cat:max)")  # fmt: skip
+                             "(default gen/cat_acc:max where the dataset has an evaluator, e.g. mnist, "
+                             "basicprop-line; else mi/cat:max)")  # fmt: skip
     add_launch_arguments(parser)
 
 
@@ -24,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
     from study.launcher import run_study
     from study.options import describe_plan, plan_from_args
 
-    spec, param_space = plan_from_args(args, kind="sweep", space=args.space, seeds=args.seeds, objectives=[args.metric])
+    spec, param_space = plan_from_args(args, kind="sweep", space=args.space, seeds=args.seeds, objectives=[args.metric] if args.metric else None)
     return run_study(spec, param_space, address=args.address, announce=describe_plan(spec, param_space))

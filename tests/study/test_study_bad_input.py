@@ -142,6 +142,16 @@ def test_objective_syntax() -> None:
             parse_objective(bad, reported)
 
 
+def test_a_study_optimises_the_generator_side_accuracy_unless_told_where_its_data_has_an_evaluator() -> None:
+    from study.options import default_objective
+
+    assert default_objective(reported_metrics(({"dataset": "basicprop-line"},))) == "gen/cat_acc:max"
+    assert default_objective(reported_metrics(({"dataset": "mnist"},))) == "gen/cat_acc:max"
+    folder = ({"dataset": "folder"},)  # unlabelled images: nothing reads a factor off G's images
+    assert default_objective(reported_metrics(folder)) == "mi/cat:max"
+    assert default_objective(reported_metrics((*folder, {"dataset": "mnist"}))) == "mi/cat:max"
+
+
 def test_the_reported_metrics_are_the_loops_and_the_probes_where_every_dataset_has_an_evaluator() -> None:
     assert list(reported_metrics(({"dataset": "mnist"}, {"dataset": "basicprop-rects"}))) == [
         *METRICS, "gen/cat_acc", "gen/valid"

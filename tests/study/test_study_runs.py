@@ -84,7 +84,9 @@ def test_diverging_trial_ends_as_such_and_the_others_finish(local_ray: str, tmp_
             on_disk = sorted(p.parent.name for p in t.record.path.glob(f"checkpoint_*/{FILENAME}"))
             assert 2 <= len(on_disk) <= CHECKPOINTS_KEPT + 1 and [c["name"] for c in record["checkpoints"]] == on_disk
             assert record["checkpoints"][-1]["step"] == 30  # the latest is always kept
-            best = max(record["checkpoints"], key=lambda c: c["metrics"]["mi/cat"])
+            # no --metric: the generator-side probe, which basicprop-line's trials report
+            assert record["checkpoint_score"] == {"metric": "gen/cat_acc", "mode": "max"}
+            best = max(record["checkpoints"], key=lambda c: c["metrics"]["gen/cat_acc"])
             assert t.record.choose_checkpoint("best").path.name == best["name"]
     capsys.readouterr()
     assert main(["status", "div", "--storage-path", str(tmp_path / "results")]) == 0
