@@ -153,7 +153,9 @@ def test_resume_completes_a_sweep_whose_driver_was_killed(local_ray: str, tmp_pa
     proc = _start_driver(argv, tmp_path / "driver.log")
 
     def midway(t: TrialRecord) -> bool:  # checkpointed, with at least half of its run still to go
-        return t.run_status == "running" and bool(t.checkpoints) and t.last_step <= steps // 2
+        # (the trial's record can name a checkpoint before the driver has logged that report)
+        logged = (t.path / "result.json").is_file()
+        return t.run_status == "running" and bool(t.checkpoints) and t.last_step <= steps // 2 and logged
 
     def finished_and_midway() -> bool:
         trials = _trials(experiment).values()
