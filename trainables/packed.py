@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -45,7 +46,7 @@ from trainables.losses import HALF_LOG_2PI, InfoTerms, instance_noise_std, mi_bo
 from trainables.memory import check_memory, out_of_memory
 from trainables.models import Codes, InfoGAN
 from trainables.packed_models import PackedInfoGAN
-from trainables.packed_nn import load_member_state, member_state_dict
+from trainables.packed_nn import keep_member_stats, load_member_state, member_state_dict
 from trainables.packed_optim import PackedOptimizer
 
 # Config fields members of one pack may differ in; every other field is the pack's key.
@@ -140,6 +141,7 @@ class PackedTrainer:
         self.g_detached = torch.tensor([g.detached for _, g in terms], **dev)
         self.use_d_info = any(d.weight for d, _ in terms)
         self.use_g_info = any(g.weight for _, g in terms)
+        self.d_info_mixed = self.use_d_info and not all(d.weight for d, _ in terms)
         self.cont_weight = torch.tensor([c.cont_weight for c in configs], **dev)
         self._model_step = self._bidirectional_step if cfg.bidirectional else self._infogan_step
         if self.device.type == "cuda":
@@ -249,7 +251,9 @@ class PackedTrainer:
             loss_d = _bce_mean(real_logits, 1.0) + _bce_mean(fake_logits, 0.0)  # (K,)
             loss_d_total = loss_d
             if self.use_d_info:
-                codes = m.q_head(self._pick(h_fake, self.d_detached))[0]
+                # members whose single run reads no codes here keep Q's batch-norm statistics
+                with keep_member_stats(m.q_head, self.d_weight == 0) if self.d_info_mixed else nullcontext():
+                    codes = m.q_head(self._pick(h_fake, self.d_detached))[0]
                 loss_d_total = loss_d + self.d_weight * self._info(codes, latent).loss
         self._update(self.opt_d, loss_d_total)
 
@@ -369,8 +373,9 @@ class PackedTrainer:
         if len(described) != self.k:
             raise BadInputError(f"{directory} holds a pack of {len(described)} members, not {self.k}")
         for k, (member, entry) in enumerate(zip(self.members, described)):
-            member.status, member.reason, member.metrics = entry["status"], entry["reason"], entry["metrics"]
-            if member.status == "diverged":
+            member.metrics = entry["metrics"]
+            if entry["status"] == "diverged":  # ended for good; the others go on (to a new `steps`, say)
+                member.status, member.reason = entry["status"], entry["reason"]
                 self.freeze(k)
                 continue
             state = read_checkpoint(directory / member_folder(k), map_location=self.device)
@@ -443,4 +448,6 @@ def train_packed(
             f"out of memory on {trainer.device.type} at step {trainer.step + 1} with {trainer.k} packed members of "
             f"batch_size={cfg.batch_size}; pack fewer (--pack) or use a smaller batch_size (or width)"
         ) from None
-    return [TrainResult(m.status, m.reason, trainer.step, m.metrics or {}) for m in trainer.members]
+    # a member's step: where its run ended (a diverged member's, at its divergence)
+    return [TrainResult(m.status, m.reason, int(m.metrics["step"]) if m.metrics else trainer.step, m.metrics or {})
+            for m in trainer.members]  # fmt: skip

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PackedBatchNorm", "PackedConv", "PackedLinear", "load_member_state", "member_state_dict", "pack_module",
+__all__ = ["PackedBatchNorm", "PackedConv", "PackedLinear", "keep_member_stats", "load_member_state", "member_state_dict",
+           "pack_module",
            "to_image", "to_vector"]
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity)
@@ -110,8 +111,13 @@ class PackedBatchNorm(nn.Module):
             for name in ("weight", "bias", "running_mean", "running_var"):
                 getattr(self.bn, name).copy_(torch.cat([getattr(layer, name) for layer in layers]))
             self.bn.num_batches_tracked.copy_(first.num_batches_tracked)
+        # each member's own count of batches (the single layer's num_batches_tracked), so a member
+        # whose statistics a step leaves alone (`keep_member_stats`) keeps its count too
+        self.register_buffer("batches", torch.stack([layer.num_batches_tracked for layer in layers]).clone())
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            self.batches += 1
         if self.image:
             return self.bn(x)
         b = x.shape[0]
@@ -120,8 +126,22 @@ class PackedBatchNorm(nn.Module):
     def member_state(self, k: int) -> dict[str, Tensor]:
         part = slice(k * self.features, (k + 1) * self.features)
         state = {name: getattr(self.bn, name)[part] for name in ("weight", "bias", "running_mean", "running_var")}
-        state["num_batches_tracked"] = self.bn.num_batches_tracked
+        state["num_batches_tracked"] = self.batches[k]
         return state
+
+    def stats(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Copies of the running statistics and counts, for `restore_stats`."""
+        return self.bn.running_mean.clone(), self.bn.running_var.clone(), self.batches.clone()
+
+    @torch.no_grad()
+    def restore_stats(self, saved: tuple[Tensor, Tensor, Tensor], members: Tensor) -> None:
+        """Put back the saved statistics of the members where `members` (K,) bool is True."""
+        mean, var, batches = saved
+        channels = members.repeat_interleave(self.features)
+        # new tensors, not in-place: the step's backward pass still holds the updated ones
+        self.bn.running_mean = torch.where(channels, mean, self.bn.running_mean)
+        self.bn.running_var = torch.where(channels, var, self.bn.running_var)
+        self.batches = torch.where(members, batches, self.batches)
 
 
 class ToImage(nn.Module):
@@ -165,6 +185,23 @@ def pack_module(modules: list[nn.Module]) -> nn.Module:
     if isinstance(first, ELEMENTWISE):
         return first
     raise TypeError(f"cannot pack {type(first).__name__}")
+
+
+class keep_member_stats:  # noqa: N801 - a context manager, named as one
+    """Within the block, forward passes through `module`'s packed batch norms leave the running
+    statistics of the members where `members` (K,) bool is True as they were: those members'
+    single runs make no such pass (e.g. Q's head in the D update at lambda = 0)."""
+
+    def __init__(self, module: nn.Module, members: Tensor) -> None:
+        self.layers = [m for m in module.modules() if isinstance(m, PackedBatchNorm)]
+        self.members = members
+
+    def __enter__(self) -> None:
+        self.saved = [layer.stats() for layer in self.layers]
+
+    def __exit__(self, *exc: object) -> None:
+        for layer, saved in zip(self.layers, self.saved):
+            layer.restore_stats(saved, self.members)
 
 
 def member_state_dict(packed: nn.Module, k: int, prefix: str = "") -> dict[str, Tensor]:
