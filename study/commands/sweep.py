@@ -17,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a metric the trials report: ASHA stops on it, Tune keeps each trial's best "
                              "checkpoints by it, and the final table ranks the trials by its last value "
                              "(default mi/cat:max)")  # fmt: skip
+    parser.add_argument("--pack", type=int, metavar="K",
+                        help="train up to K compatible configurations (same architecture, data, batch, steps; "
+                             "they may differ in seed, lambda_info, cont_weight, instance noise, learning rates "
+                             "and betas) as one network per Tune trial; each stays a trial in status, analyze and "
+                             "the report. Not with --scheduler asha (it stops trials one by one)")  # fmt: skip
     add_launch_arguments(parser)
 
 
@@ -24,5 +29,6 @@ def run(args: argparse.Namespace) -> int:
     from study.launcher import run_study
     from study.options import describe_plan, plan_from_args
 
-    spec, param_space = plan_from_args(args, kind="sweep", space=args.space, seeds=args.seeds, objectives=[args.metric])
+    spec, param_space = plan_from_args(args, kind="sweep", space=args.space, seeds=args.seeds, objectives=[args.metric],
+                                        pack=args.pack)
     return run_study(spec, param_space, address=args.address, announce=describe_plan(spec, param_space))
