@@ -14,6 +14,11 @@ Tune's own experiment state (internal files that change between Ray releases) is
 Tune has not started yet has no folder and is not part of the experiment here
 (`infogan-study status` lists those through Tune's public API).
 
+A pack (`sweep --pack`: one Tune trial training several configurations as one network, see
+`trainables/tune_pack.py`) is expanded into its members, each a trial: its record is the pack
+record's entry, its curves the pack's results prefixed `m<k>/`, its checkpoints the `member_<k>`
+folders of the pack's checkpoints; `pack_id` names the pack.
+
 A trial resumed from an earlier checkpoint reports some steps twice; the later report wins, so
 every curve has strictly increasing steps.
 """
@@ -39,6 +44,7 @@ VARIANT_KEY = "variant"  # search_spaces.VARIANT_KEY: a label, not a config fiel
 RECORD_FILE = "infogan-trial.json"  # trainables.tune_trainable.RECORD_FILE
 CHECKPOINT_FILE = "infogan-checkpoint.json"  # trainables.tune_trainable.CHECKPOINT_FILE
 SPEC_FILE = "infogan-study.json"  # study.plan.SPEC_FILE: how a study was launched
+PACK_KEY = "members"  # trainables.tune_trainable.PACK_KEY: a pack's trial config holds its members' configs
 DEFAULT_SCORE = ("mi/cat", "max")  # trainables.tune_trainable.DEFAULT_SCORE
 # Keys Tune adds to every report, and our labels (`variant`: what studies before `model_kind`
 # reported as the model kind): bookkeeping, not curves.
@@ -83,6 +89,7 @@ class TrialRecord:
     params: dict[str, Any] = field(default_factory=dict)  # the trial config as given (with a variant label)
     checkpoints_saved: int = 0  # checkpoints the record or Tune's reports name, on disk or not (Tune deletes
     # all but the kept few, never the latest: a trial with some saved and none on disk lost them)
+    pack_id: str = ""  # the Tune trial that trained it in a pack (`sweep --pack`); '' for a trial of its own
 
     @property
     def lost_checkpoints(self) -> bool:
@@ -132,8 +139,8 @@ def read_experiment(path: str | Path) -> Experiment:
         raise BadInputError(f"{path} is not a Ray Tune experiment folder (no trial folders); {hint}")
     trials: dict[str, TrialRecord] = {}
     for folder in folders:
-        trial = _read_trial(folder)
-        trials.setdefault(trial.trial_id, trial)
+        for trial in _read_trials(folder):
+            trials.setdefault(trial.trial_id, trial)
     return Experiment(path.name, path, sorted(trials.values(), key=lambda t: t.trial_id))
 
 
@@ -145,11 +152,41 @@ def _read_json(file: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _read_trial(folder: Path) -> TrialRecord:
+def _read_trials(folder: Path) -> list[TrialRecord]:
+    """The trial of a trial folder, or the members of a pack (`sweep --pack`), each a trial."""
     record = _read_json(folder / RECORD_FILE)
     reports = _read_reports(folder / "result.json")
     params = record.get("config") if record else _read_json(folder / "params.json")
-    trial_id = str(record["trial_id"]) if record and "trial_id" in record else _folder_trial_id(folder, reports)
+    if not isinstance(params, dict) or not isinstance(params.get(PACK_KEY), list):
+        return [_read_trial(folder, record, reports, params)]
+    pack_id = str(record["trial_id"]) if record and "trial_id" in record else _folder_trial_id(folder, reports)
+    members = (record or {}).get("members") or [
+        {"trial_id": f"{pack_id}-m{k:02d}", "config": c} for k, c in enumerate(params[PACK_KEY])
+    ]
+    out = []
+    for k, member in enumerate(members):
+        prefix = f"m{k:02d}/"  # trainables.tune_pack.member_prefix
+        member_reports = []
+        for report in reports:
+            own = {key[len(prefix) :]: v for key, v in report.items() if key.startswith(prefix)}
+            if own and own.get("diverged") != 1.0 and "checkpoint_dir_name" in report:
+                own["checkpoint_dir_name"] = report["checkpoint_dir_name"]  # the pack's, holding this member's
+            if own:
+                member_reports.append(own)
+        trial = _read_trial(folder, member if record else None, member_reports, member.get("config"),
+                            trial_id=str(member["trial_id"]), inside=f"member_{k:02d}")  # fmt: skip
+        trial.pack_id = pack_id
+        out.append(trial)
+    return out
+
+
+def _read_trial(folder: Path, record: dict[str, Any] | None, reports: list[dict[str, Any]],
+                params: dict[str, Any] | None, *, trial_id: str = "", inside: str = "") -> TrialRecord:  # fmt: skip
+    """One trial from its record, reports and config; a pack member's checkpoints are the
+    `inside` folders of the pack's checkpoints."""
+    trial_id = trial_id or (
+        str(record["trial_id"]) if record and "trial_id" in record else _folder_trial_id(folder, reports)
+    )
     config, config_error = _config(params)
     steps, curves = _curves(reports)
     status, reason = _status(record, reports, folder)
@@ -157,7 +194,7 @@ def _read_trial(folder: Path) -> TrialRecord:
         reason = "; ".join(r for r in (reason, config_error) if r)
     last_step = int(steps[-1]) if steps.size else (int(record["step"]) if record and record.get("step") else None)
     score = (record or {}).get("checkpoint_score") or {}
-    checkpoints, saved = _checkpoints(folder, record, reports)
+    checkpoints, saved = _checkpoints(folder, record, reports, inside)
     return TrialRecord(
         trial_id, folder, config, status, reason, last_step, curves, checkpoints,
         str(score.get("metric", DEFAULT_SCORE[0])), str(score.get("mode", DEFAULT_SCORE[1])),
@@ -267,7 +304,7 @@ def _checkpoint_info(step: Any, path: Path, metrics: dict[str, Any]) -> Checkpoi
 
 
 def _checkpoints(
-    folder: Path, record: dict[str, Any] | None, reports: list[dict[str, Any]]
+    folder: Path, record: dict[str, Any] | None, reports: list[dict[str, Any]], inside: str = ""
 ) -> tuple[list[CheckpointInfo], int]:
     """The trial's checkpoints on disk, by step, described by the record, else by themselves
     (`infogan-checkpoint.json`: one persisted after the record's last write), else (folders from
@@ -283,8 +320,9 @@ def _checkpoints(
             name = str(entry["name"])
             known[name] = _checkpoint_info(entry.get("step"), folder / name, entry.get("metrics") or {})
     found = []
-    for file in folder.glob(f"*/{FILENAME}"):
-        info, described = known.get(file.parent.name), _read_json(file.parent / CHECKPOINT_FILE)
+    for file in folder.glob(f"*/{inside}/{FILENAME}" if inside else f"*/{FILENAME}"):
+        name = file.parent.parent.name if inside else file.parent.name
+        info, described = known.get(name), _read_json(file.parent / CHECKPOINT_FILE)
         if info is None and described is not None:
             info = _checkpoint_info(described.get("step"), file.parent, described.get("metrics") or {})
         found.append(replace(info, path=file.parent) if info else CheckpointInfo(-1, file.parent, math.nan, False))

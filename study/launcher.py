@@ -183,7 +183,7 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
     tune_config = tune.TuneConfig(
         search_alg=_searcher(spec) if spec.kind == "search" else None,
         scheduler=_scheduler(spec, param_space),
-        num_samples=spec.num_samples,
+        num_samples=1 if spec.pack else spec.num_samples,  # a packed sweep's samples are drawn into its packs
         max_concurrent_trials=spec.max_concurrent,
         trial_dirname_creator=trial_dirname,
         reuse_actors=reuse_actors,

@@ -106,6 +106,7 @@ def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: in
     flag = "--metric" if kind == "sweep" else "--objective"
     parsed = tuple(plan.parse_objective(o, reported, flag=flag) for o in objectives or [default_objective(reported)])
     storage = plan.resolve_storage_path(args.storage_path)
+    pack = plan.check_pack_option(extra.pop("pack", None), scheduler=args.scheduler)
     spec = plan.StudySpec(
         kind=kind,
         name=_check_name(args.name or plan.default_name(space_name, str(param_space.get("dataset")))),
@@ -120,9 +121,17 @@ def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: in
         max_failures=args.max_failures,
         datasets=datasets,
         trials=grid_size(param_space) * args.num_samples,
+        pack=pack,
         **extra,
     )
     plan.check_new_study(spec)
+    if pack:  # Tune's trials are the packs: {"members": [...]} each, every grid point and sample resolved here
+        from ray import tune
+
+        from trainables.tune_trainable import PACK_KEY
+
+        packs = plan.pack_trials(param_space, num_samples=args.num_samples, pack=pack)
+        param_space = {PACK_KEY: tune.grid_search(packs)}
     return spec, param_space
 
 
@@ -132,6 +141,12 @@ def describe_plan(spec: StudySpec, param_space: dict[str, Any]) -> str:
     grid = grid_size(param_space)
     total = grid * spec.num_samples
     where = f"{spec.experiment_path}"
+    if spec.pack:
+        return (
+            f"{spec.kind} {spec.name}: {spec.trials} trial(s) trained in {grid} pack(s) of up to {spec.pack}, "
+            f"{spec.cpus_per_trial:g} CPU + {spec.gpus_per_trial:g} GPU per pack, objective "
+            f"{', '.join(map(str, spec.objectives))}; results in {where}"
+        )
     return (
         f"{spec.kind} {spec.name}: {total} trial(s) ({grid} grid point(s) x {spec.num_samples} sample(s)), "
         f"{spec.cpus_per_trial:g} CPU + {spec.gpus_per_trial:g} GPU each, objective "

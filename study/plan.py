@@ -91,6 +91,7 @@ class StudySpec:
     startup_trials: int = 10  # TPE's random start-up trials
     datasets: tuple[dict[str, Any], ...] = ()  # the trials' distinct data (DATA_FIELDS), for the probe's evaluators
     trials: int = 0  # how many trials the study runs (grid points x samples); 0: not recorded
+    pack: int = 0  # `sweep --pack K`: up to K compatible trials trained as one network per Tune trial (0: off)
 
     @property
     def experiment_path(self) -> str:
@@ -272,3 +273,28 @@ def check_resources(*, cpus: float, gpus: float, num_samples: int, max_concurren
         raise BadInputError(f"--max-concurrent {max_concurrent}: must be >= 1")
     if max_failures < 0:
         raise BadInputError(f"--max-failures {max_failures}: must be >= 0")
+
+
+def pack_trials(param_space: dict[str, Any], *, num_samples: int, pack: int) -> list[list[dict[str, Any]]]:
+    """`sweep --pack K`: every trial config of the space (grid points x samples, distributions
+    sampled here), grouped by what a pack must share (`trainables.packed.pack_key`) in the order
+    Tune would run them, and cut into packs of up to `pack`."""
+    from trainables.packed import pack_key
+
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for _ in range(num_samples):
+        for _, resolved in generate_variants(param_space):
+            groups.setdefault(pack_key(build_config(resolved)), []).append(resolved)
+    return [members[i : i + pack] for members in groups.values() for i in range(0, len(members), pack)]
+
+
+def check_pack_option(pack: int | None, *, scheduler: str) -> int:
+    """`--pack K`: K >= 1, and not with ASHA (it stops trials one by one; a pack trains as one)."""
+    if pack is None:
+        return 0
+    if pack < 1:
+        raise BadInputError(f"--pack {pack}: must be >= 1 (configurations trained as one network per trial)")
+    if scheduler != "none":
+        raise BadInputError("--pack with --scheduler asha: ASHA stops trials one by one, a pack trains as one; "
+                            "drop one of them")  # fmt: skip
+    return pack

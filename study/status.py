@@ -11,7 +11,8 @@ States: COMPLETED, DIVERGED and STOPPED (ended early by Tune's scheduler or a st
 run's own end (the loop's `TrainResult`); ERROR; UNFINISHED (started, not ended: running now, or
 interrupted and resumable from its checkpoint); PENDING (not started). `analyze` reports the same
 statuses, with STOPPED as completed (and its reason). If Tune's state cannot be read, the table
-says so and shows what the records say. No Ray processes are started.
+says so and shows what the records say. A pack (`sweep --pack`) shows as its members, one row
+each (id `<pack trial id>-m<k>`), with the pack's Tune state and failure count. No Ray processes are started.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import pyarrow.fs
 from ray.tune import ExperimentAnalysis
 
-from analysis.tune_folder import RECORD_FILE, SPEC_FILE, VARIANT_KEY, TrialRecord, read_experiment
+from analysis.tune_folder import PACK_KEY, RECORD_FILE, SPEC_FILE, VARIANT_KEY, TrialRecord, read_experiment
 from study.plan import is_uri
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
@@ -132,14 +133,28 @@ def load_study(experiment_path: str) -> StudyView:
             records = {r.trial_id: r for r in read_experiment(folder).trials}
         except BadInputError:  # no trial folder yet
             records = {}
+    # A pack (`sweep --pack`) is one Tune trial and several trials here: its members, by member id.
+    in_packs = {r.pack_id for r in records.values() if r.pack_id}
+    members = {}  # member id -> (its pack's Tune trial, its trial config), for packs not started yet
+    unstarted_packs = set()
+    for tid, trial in tune_trials.items():
+        packed = (getattr(trial, "config", None) or {}).get(PACK_KEY)
+        if isinstance(packed, list) and tid not in in_packs:
+            unstarted_packs.add(tid)
+            members.update({f"{tid}-m{k:02d}": (trial, params) for k, params in enumerate(packed)})
+    singles = tune_trials.keys() - in_packs - unstarted_packs
     rows = []
-    for trial_id in sorted(records.keys() | tune_trials.keys()):
-        record, tune_trial = records.get(trial_id), tune_trials.get(trial_id)
+    for trial_id in sorted(records.keys() | singles | members.keys()):
+        record = records.get(trial_id)
+        tune_trial = tune_trials.get(record.pack_id if record is not None and record.pack_id else trial_id)
+        if trial_id in members:
+            tune_trial = members[trial_id][0]
         state, note = _state(record, tune_trial)
         metrics = {}
         if record is not None and record.last_step is not None:
             metrics = {k: float(v[-1]) for k, (s, v) in record.curves.items() if s.size and s[-1] == record.last_step}
-        config = _config_dict(record.params if record and record.params else getattr(tune_trial, "config", {}))
+        params = members[trial_id][1] if trial_id in members else getattr(tune_trial, "config", {})
+        config = _config_dict(record.params if record and record.params else params)
         failures = getattr(tune_trial, "num_failures", None) if tune_trial is not None else None
         rows.append(TrialRow(trial_id, state, config, record.last_step if record else None, metrics,
                              failures, note, record))  # fmt: skip

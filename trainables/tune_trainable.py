@@ -74,6 +74,7 @@ KEY_METRICS = ("mi/cat", "loss/d", "loss/g", "diverged")
 RECORD_FILE = "infogan-trial.json"  # analysis.tune_folder reads it
 CHECKPOINT_FILE = "infogan-checkpoint.json"  # in each checkpoint: its step and metrics
 RECORD_FORMAT = 1
+PACK_KEY = "members"  # the trial config of a pack (`sweep --pack`): {"members": [member trial configs]}
 DEFAULT_SCORE = ("mi/cat", "max")  # how `analyze --checkpoint best` ranks checkpoints when no study says
 # Tune ends a function trainable it stops (scheduler, stop criterion, driver shutting down) by
 # raising SystemExit(0) inside its `tune.report`: the run then ends as "stopped", its record is
@@ -139,16 +140,21 @@ class TrialRecord:
         except (OSError, ValueError, AttributeError):
             self.fs.create_dir(self.folder, recursive=True)
 
+    def _list_checkpoints(self) -> None:
+        self.data["checkpoints"] = self._checkpoints()
+
     def update(self, status: str, reason: str, metrics: dict[str, float] | None = None) -> None:
         self.data.update(status=status, reason=reason)
         if metrics:
             self.data.update(metrics=_numbers(metrics), step=int(metrics.get("step", self.data["step"])))
 
-    def _checkpoints(self) -> list[dict[str, Any]]:
-        """The trial's checkpoints in storage, as their own CHECKPOINT_FILE describes them."""
+    def _checkpoints(self, inside: str = "") -> list[dict[str, Any]]:
+        """The trial's checkpoints in storage, as their own CHECKPOINT_FILE describes them (a pack
+        member's: the ones holding its folder `inside`)."""
         selector = pyarrow.fs.FileSelector(self.folder, allow_not_found=True)
         folders = [i.path for i in self.fs.get_file_info(selector) if i.type == pyarrow.fs.FileType.Directory]
-        markers = self.fs.get_file_info([f"{f}/{CHECKPOINT_FILE}" for f in folders]) if folders else []
+        where = f"{inside}/" if inside else ""
+        markers = self.fs.get_file_info([f"{f}/{where}{CHECKPOINT_FILE}" for f in folders]) if folders else []
         entries = []
         for folder, marker in zip(folders, markers):
             if marker.type != pyarrow.fs.FileType.File:
@@ -166,7 +172,7 @@ class TrialRecord:
         """Replace the record (with the checkpoints in storage now)."""
         if self.folder is None:
             return
-        self.data["checkpoints"] = self._checkpoints()
+        self._list_checkpoints()
         text = json.dumps(self.data, indent=1, default=str)
         if isinstance(self.fs, pyarrow.fs.LocalFileSystem):  # never a half-written record
             target = Path(self.folder, RECORD_FILE)
@@ -265,9 +271,16 @@ def with_trial_resources(
     where its records go, the (metric, mode) its checkpoints are ranked by, and its probe (handed
     to every trial through Ray's object store by `tune.with_parameters`). `tune.with_resources`
     sets an attribute on the function it is given, so it gets a fresh wrapper (same name, so trial
-    names and `Tuner.restore` see `infogan_trainable`)."""
+    names and `Tuner.restore` see `infogan_trainable`). A trial config holding PACK_KEY is a pack
+    of configurations, trained as one network (`trainables.tune_pack`)."""
 
     def trainable(trial_config: dict[str, Any], probe: Any = None) -> None:
+        if PACK_KEY in trial_config:  # a pack of configurations (`sweep --pack`)
+            from trainables.tune_pack import packed_trainable
+
+            packed_trainable(trial_config, experiment_path=experiment_path, checkpoint_score=checkpoint_score,
+                             probe=probe)  # fmt: skip
+            return
         infogan_trainable(trial_config, experiment_path=experiment_path, checkpoint_score=checkpoint_score,
                           probe=probe)  # fmt: skip
 

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optuna-storage", metavar="URL|FILE",
                         help="database URL or journal file (default: optuna.journal in the study folder)")  # fmt: skip
     parser.add_argument("--startup-trials", type=int, default=10, help="TPE's random start-up trials (default 10)")
+    parser.add_argument("--pack", type=int, metavar="K",
+                        help="not for a search: TPE proposes one configuration per trial, each trained alone "
+                             "(`sweep --pack K` packs a grid or random space)")  # fmt: skip
     add_launch_arguments(parser)
 
 
@@ -32,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from study.launcher import run_study
     from study.options import describe_plan, plan_from_args
 
+    if args.pack is not None:
+        raise BadInputError("--pack is for `sweep`: a search keeps one configuration per trial (TPE proposes them "
+                            "one at a time); use `infogan-study sweep SPACE --pack K` for a grid or random space")
     if args.startup_trials < 0:
         raise BadInputError(f"--startup-trials {args.startup_trials}: must be >= 0")
     objectives = args.objective

@@ -18,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "checkpoints by it, and the final table ranks the trials by its last value "
                              "(default gen/cat_acc:max where the dataset has an evaluator, e.g. mnist, "
                              "basicprop-line; else mi/cat:max)")  # fmt: skip
+    parser.add_argument("--pack", type=int, metavar="K",
+                        help="train up to K compatible configurations (same architecture, data, batch, steps; "
+                             "they may differ in seed, lambda_info, cont_weight, instance noise, learning rates "
+                             "and betas) as one network per Tune trial; each stays a trial in status, analyze and "
+                             "the report. Not with --scheduler asha (it stops trials one by one)")  # fmt: skip
     add_launch_arguments(parser)
 
 
@@ -25,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
     from study.launcher import run_study
     from study.options import describe_plan, plan_from_args
 
-    spec, param_space = plan_from_args(args, kind="sweep", space=args.space, seeds=args.seeds, objectives=[args.metric] if args.metric else None)
+    spec, param_space = plan_from_args(args, kind="sweep", space=args.space, seeds=args.seeds,
+                                       objectives=[args.metric] if args.metric else None, pack=args.pack)
     return run_study(spec, param_space, address=args.address, announce=describe_plan(spec, param_space))
