@@ -158,12 +158,14 @@ def checkpoint_score(spec: StudySpec) -> tuple[str, str]:
 def study_probe(spec: StudySpec) -> Any:
     """The generator probe every trial reports (gen/cat_acc, gen/valid), with the classifiers its
     datasets need trained once here, on the driver, into the storage folder's `.cache` (shared
-    with `analyze`; a local cache for s3:// or gs:// storage). None for a spec without datasets."""
+    with `analyze`; `~/.cache/infogan-study` for s3:// or gs:// storage, as `analyze` uses
+    there). None for a spec without datasets."""
     if not spec.datasets:
         return None
     from analysis.scoring import prepare_probe
+    from analysis.storage import user_cache
 
-    cache = Path.home() / ".cache" / "infogan-study" if is_uri(spec.storage_path) else Path(spec.storage_path) / ".cache"
+    cache = user_cache() if is_uri(spec.storage_path) else Path(spec.storage_path) / ".cache"
     return prepare_probe([InfoGANConfig.from_dict(values) for values in spec.datasets], cache)
 
 
