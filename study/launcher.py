@@ -178,10 +178,12 @@ def trainable_of(spec: StudySpec, probe: Any = None) -> Any:
 
 
 def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: bool = True,
-                callbacks: Sequence[tune.Callback] = (), stop: Any = None, probe: Any = None) -> tune.Tuner:  # fmt: skip
+                callbacks: Sequence[tune.Callback] = (), stop: Any = None, probe: Any = None,
+                trainable: Any = None) -> tune.Tuner:  # fmt: skip
     """The Tuner of a new study. Reusing actors (every trial asks for the same resources) skips a
     process start and the torch import per trial; benchmarks/sweep_efficiency.py measures it with
-    a timing callback. `stop`: Tune's stop criterion (a dict or a function), for tests."""
+    a timing callback. `stop`: Tune's stop criterion (a dict or a function), for tests;
+    `trainable`: another trainable in the study's Tune set-up (benchmarks/driver_memory.py)."""
     tune_config = tune.TuneConfig(
         search_alg=_searcher(spec) if spec.kind == "search" else None,
         scheduler=_scheduler(spec, param_space),
@@ -204,8 +206,9 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
         verbose=1,
     )
     return tune.Tuner(
-        trainable_of(spec, probe), param_space=param_space, tune_config=tune_config, run_config=run_config
-    )
+        trainable or trainable_of(spec, probe), param_space=param_space, tune_config=tune_config,
+        run_config=run_config,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- entry points
