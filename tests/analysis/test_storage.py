@@ -50,3 +50,17 @@ def test_nothing_there_is_one_line(tmp_path: Path) -> None:
             pass
     with pytest.raises(BadInputError, match="cannot list it"):
         download((tmp_path / "missing").as_uri(), tmp_path / "out")
+
+
+def test_cli_refuses_what_a_uri_experiment_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ray tasks on a cluster cannot read this machine's copy; a report needs analyze's tables."""
+    from study.cli import main
+
+    uri = _experiment(tmp_path).as_uri()
+    assert main(["analyze", uri, "--address", "auto"]) == 2
+    assert "temporary copy" in capsys.readouterr().err
+    (tmp_path / "results" / "study" / "trials.parquet").unlink()
+    assert main(["report", uri, "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"run `infogan-study analyze {uri}` first" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()
