@@ -111,12 +111,14 @@ def analyze_experiment(
     device: str = "cpu",
     mapper: Mapper | None = None,
     progress: bool = False,
+    cache: str | Path | None = None,
 ) -> AnalysisFiles:
     """Score every trial of a Tune experiment (its folder, or as `read_experiment` read it) and
     write trials/curves/selection.parquet to `out` (default: the experiment folder), all three only
     once everything is computed. Bad input (an unwritable `out`, no checkpoint left to score) is
     refused before anything is written. `selection=False` skips the label-free selection pools
-    (ModelCentrality), the costly part of the full protocol."""
+    (ModelCentrality), the costly part of the full protocol. `cache`: where the dataset classifiers
+    are kept (default: the storage folder's .cache, beside the experiment)."""
     if checkpoint not in ("final", "best"):
         raise BadInputError(f"checkpoint={checkpoint!r}: use final or best")
     if centrality_max_models < 2:
@@ -127,7 +129,8 @@ def analyze_experiment(
     check_writable(out_dir, what=f"--out {out_dir}" if out is not None else str(out_dir),
                    fix="pass --out DIR with a writable folder")  # fmt: skip
     # the storage folder's cache: the classifiers are shared with the sweeps' probes and other studies
-    cache_dir = _writable_dir(experiment.path.parent / ".cache", fallback=out_dir / ".cache")
+    cache_dir = _writable_dir(Path(cache) if cache is not None else experiment.path.parent / ".cache",
+                              fallback=out_dir / ".cache")  # fmt: skip
     mapper = mapper or functools.partial(serial_map, progress=progress)
 
     trials = {t.trial_id: t for t in experiment.trials}

@@ -158,12 +158,14 @@ def checkpoint_score(spec: StudySpec) -> tuple[str, str]:
 def study_probe(spec: StudySpec) -> Any:
     """The generator probe every trial reports (gen/cat_acc, gen/valid), with the classifiers its
     datasets need trained once here, on the driver, into the storage folder's `.cache` (shared
-    with `analyze`; a local cache for s3:// or gs:// storage). None for a spec without datasets."""
+    with `analyze`; `~/.cache/infogan-study` for s3:// or gs:// storage, as `analyze` uses
+    there). None for a spec without datasets."""
     if not spec.datasets:
         return None
     from analysis.scoring import prepare_probe
+    from analysis.storage import user_cache
 
-    cache = Path.home() / ".cache" / "infogan-study" if is_uri(spec.storage_path) else Path(spec.storage_path) / ".cache"
+    cache = user_cache() if is_uri(spec.storage_path) else Path(spec.storage_path) / ".cache"
     return prepare_probe([InfoGANConfig.from_dict(values) for values in spec.datasets], cache)
 
 
@@ -176,10 +178,12 @@ def trainable_of(spec: StudySpec, probe: Any = None) -> Any:
 
 
 def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: bool = True,
-                callbacks: Sequence[tune.Callback] = (), stop: Any = None, probe: Any = None) -> tune.Tuner:  # fmt: skip
+                callbacks: Sequence[tune.Callback] = (), stop: Any = None, probe: Any = None,
+                trainable: Any = None) -> tune.Tuner:  # fmt: skip
     """The Tuner of a new study. Reusing actors (every trial asks for the same resources) skips a
     process start and the torch import per trial; benchmarks/sweep_efficiency.py measures it with
-    a timing callback. `stop`: Tune's stop criterion (a dict or a function), for tests."""
+    a timing callback. `stop`: Tune's stop criterion (a dict or a function), for tests;
+    `trainable`: another trainable in the study's Tune set-up (benchmarks/driver_memory.py)."""
     tune_config = tune.TuneConfig(
         search_alg=_searcher(spec) if spec.kind == "search" else None,
         scheduler=_scheduler(spec, param_space),
@@ -202,8 +206,9 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
         verbose=1,
     )
     return tune.Tuner(
-        trainable_of(spec, probe), param_space=param_space, tune_config=tune_config, run_config=run_config
-    )
+        trainable or trainable_of(spec, probe), param_space=param_space, tune_config=tune_config,
+        run_config=run_config,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- entry points

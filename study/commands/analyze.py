@@ -1,7 +1,9 @@
 """`infogan-study analyze EXPERIMENT`: score every trial of a Tune experiment into parquet.
 
 Writes trials.parquet, curves.parquet and selection.parquet (`analysis.schema`) into the
-experiment folder or --out. Scoring runs in this process by default, in --workers N local
+experiment folder or --out. An experiment at a URI (`--storage-path s3://...`) is scored in a
+temporary local copy (`analysis.storage`) and the tables are uploaded into it (or to --out, a
+folder or a URI), with the classifiers cached in ~/.cache/infogan-study as the study's driver does. Scoring runs in this process by default, in --workers N local
 processes, or as one Ray task per trial (1 CPU each) on the cluster at --address (probed first,
 like the study commands': a wrong address is one line within seconds). An experiment whose
 checkpoints are all gone is refused (exit 2); one that lost some gets a warning on stderr.
@@ -25,8 +27,8 @@ HELP = "score every trial of a Tune experiment: trials.parquet, curves.parquet, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", help="the Tune experiment folder (<storage_path>/<name>)")
-    p.add_argument("--out", metavar="DIR", help="write the parquet files here (default: the experiment folder)")
+    p.add_argument("experiment", help="the Tune experiment folder or URI (<storage_path>/<name>, e.g. s3://b/results/x)")
+    p.add_argument("--out", metavar="DIR|URI", help="write the parquet files here (default: the experiment folder)")
     p.add_argument("--checkpoint", choices=("final", "best"), default="final",
                    help="score each trial's final checkpoint, or its best by the study's metric (its first "
                         "objective, which Tune kept the best checkpoints by) (default final)")  # fmt: skip
@@ -59,26 +61,46 @@ def run(args: argparse.Namespace) -> int:
 
         probe_address(args.address, timeout_s=CONNECT_TIMEOUT_S / 3)  # a wrong address: one line, in seconds
 
-    from analysis.collect import analyze_experiment, serial_map
-    from analysis.scoring import FULL, QUICK
-    from analysis.tune_folder import read_experiment
+    from analysis.storage import is_uri, local_copy, user_cache
     from trainables.loop import resolve_device
 
     device = resolve_device(args.device).type
     if device == "cuda" and args.address:
         raise BadInputError("--device cuda with --address: Ray tasks request CPUs only; score on the cluster's CPUs")
-    experiment = read_experiment(args.experiment)  # a bad folder is refused before Ray is connected
+    if not is_uri(args.experiment):
+        return _analyze(args, args.experiment, out=args.out, device=device)
+    if args.address and args.address != "local":
+        raise BadInputError(f"--address {args.address} with an experiment at {args.experiment}: the tasks would read "
+                            "this machine's temporary copy; score here (--workers N) or where the storage is mounted")  # fmt: skip
+    with local_copy(args.experiment) as folder:
+        local_out = args.out if args.out and not is_uri(args.out) else None
+        return _analyze(args, folder, out=local_out, device=device, cache=user_cache(),
+                        upload_to=None if local_out else args.out or args.experiment)  # fmt: skip
+
+
+def _analyze(args: argparse.Namespace, experiment_path: Any, *, out: str | None, device: str,
+             cache: str | None = None, upload_to: str | None = None) -> int:  # fmt: skip
+    from analysis.collect import analyze_experiment, serial_map
+    from analysis.scoring import FULL, QUICK
+    from analysis.storage import upload
+    from analysis.tune_folder import read_experiment
+
+    experiment = read_experiment(experiment_path)  # a bad folder is refused before Ray is connected
     progress = not args.quiet
     start = time.perf_counter()
     with _mapper(args, progress) as mapper:
         files = analyze_experiment(
-            experiment, out=args.out, checkpoint=args.checkpoint, counts=QUICK if args.quick else FULL,
+            experiment, out=out, checkpoint=args.checkpoint, counts=QUICK if args.quick else FULL,
             centrality_max_models=args.centrality_max_models, selection=not args.no_selection,
-            data_root=args.data_root, device=device,
+            data_root=args.data_root, device=device, cache=cache,
             mapper=mapper or (lambda fn, items, desc: serial_map(fn, items, desc, progress=progress)),
         )  # fmt: skip
+    where = str(files.trials.parent)
+    if upload_to is not None:
+        upload([files.trials, files.curves, files.selection], upload_to)
+        where = upload_to
     print(f"analyzed {files.num_trials} trials ({files.num_scored} scored) in {time.perf_counter() - start:.1f} s "
-          f"-> {files.trials.parent}: {files.trials.name}, {files.curves.name}, {files.selection.name}")  # fmt: skip
+          f"-> {where}: {files.trials.name}, {files.curves.name}, {files.selection.name}")  # fmt: skip
     if files.lost_checkpoints:
         print(f"infogan-study: warning: {len(files.lost_checkpoints)} trial(s) saved checkpoints that are no longer "
               f"on disk, so they have no scores: {', '.join(files.lost_checkpoints)}", file=sys.stderr)  # fmt: skip

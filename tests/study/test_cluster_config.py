@@ -40,3 +40,11 @@ def test_setup_installs_the_project_and_mounts_shared_storage() -> None:
     setup = " ".join(config["setup_commands"])
     assert "~/infogan-study" in config["file_mounts"] and "uv sync --frozen" in setup
     assert "/mnt/shared" in setup and "/mnt/shared/results" in CLUSTER_YAML.read_text()
+
+
+def test_every_node_gets_the_token_and_starts_ray_with_token_auth() -> None:
+    config = _raw()
+    assert config["file_mounts"].get("~/.ray/auth_token") == "~/.ray/auth_token"
+    starts = [c for key in ("head_start_ray_commands", "worker_start_ray_commands") for c in config[key]
+              if "ray start" in c]  # fmt: skip
+    assert len(starts) == 2 and all("RAY_AUTH_MODE=token ray start" in c for c in starts)
