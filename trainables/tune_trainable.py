@@ -3,7 +3,8 @@ and the trial's own record.
 
 The loop knows nothing of Ray. This module builds the `InfoGANConfig` from the trial's config
 (an unknown key or a bad value makes the trial error at once with the config's one-line message),
-resumes from `tune.get_checkpoint()` (set after a node loss or `infogan-study resume`), and turns
+resumes from `tune.get_checkpoint()` (set after a node loss or `infogan-study resume`; else from
+the newest checkpoint still in the trial's folder, `TrialRecord.checkpoint_to_resume`), and turns
 each report into `tune.report(metrics, checkpoint=...)`. How the run stands is the loop's word
 (`report_status`, `TrainResult`): every report carries its `status` and `reason`, and a diverged
 run returns normally, so the trial ends TERMINATED with a readable reason instead of an error and
@@ -168,6 +169,19 @@ class TrialRecord:
                             "metrics": described["metrics"]})  # fmt: skip
         return sorted(entries, key=lambda e: (e["step"], e["name"]))
 
+    def checkpoint_to_resume(self) -> tune.Checkpoint | None:
+        """Where the trial continues from: the checkpoint Tune hands it (after a failure or
+        `resume`), else the newest one its folder still holds. Tune's own state can be older than
+        the trial's folder (a driver killed between two of Tune's snapshots), and Tune then
+        restarts the trial from step 0 although its checkpoints are on disk."""
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None or self.folder is None:
+            return checkpoint
+        on_disk = self._checkpoints()
+        if not on_disk:
+            return None
+        return tune.Checkpoint(path=f"{self.folder}/{on_disk[-1]['name']}", filesystem=self.fs)
+
     def write(self) -> None:
         """Replace the record (with the checkpoints in storage now)."""
         if self.folder is None:
@@ -241,7 +255,7 @@ def infogan_trainable(
         config = build_config(trial_config)
         torch.set_num_threads(cpu_share())
         device = "cuda" if torch.cuda.is_available() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per trial
-        checkpoint = tune.get_checkpoint()
+        checkpoint = record.checkpoint_to_resume()
         report = _reporter(config, record)
         data = load_data(config, device=device)
         evaluate = probe(data) if probe is not None else None

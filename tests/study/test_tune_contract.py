@@ -199,3 +199,21 @@ def test_a_fresh_tune_run_still_gives_what_the_records_rely_on(tmp_path: Path) -
     assert trials[2e-3].status == "completed" and trials[2e-3].reason.startswith("stopped at step 15 of 40")
     best = trials[1e-3].choose_checkpoint("best")
     assert best.mi_cat == max(c.mi_cat for c in trials[1e-3].checkpoints)
+
+
+@pytest.mark.filterwarnings("ignore:`get_checkpoint` is meant")
+def test_a_trial_that_tune_restarts_from_scratch_continues_from_its_newest_checkpoint_on_disk(tmp_path: Path) -> None:
+    """Tune's state can be older than the trial's folder (its driver killed between two of Tune's
+    snapshots): Tune then hands the trial no checkpoint, and the trial continues from the newest
+    checkpoint it finds beside its record instead of from step 0."""
+    from trainables.tune_trainable import CHECKPOINT_FILE, TrialRecord
+
+    record = TrialRecord(str(tmp_path), {"steps": 100}, ("mi/cat", "max"))  # outside Tune: no trial id
+    assert record.checkpoint_to_resume() is None  # nothing saved yet: start from step 0
+    folder = Path(record.folder)
+    for name, step in [("checkpoint_000003", 80), ("checkpoint_000001", 40), ("checkpoint_000002", 60)]:
+        (folder / name).mkdir()
+        (folder / name / CHECKPOINT_FILE).write_text(json.dumps({"step": step, "metrics": {}}))
+    (folder / "checkpoint_000004").mkdir()  # being written: no description yet
+    chosen = record.checkpoint_to_resume()
+    assert chosen is not None and Path(chosen.path).name == "checkpoint_000003"
