@@ -4,8 +4,8 @@ A packed parameter holds the K members' tensors member-major along its first dim
 `trainables/packed_nn.py`), so it views as (K, n). The optimiser puts all of its parameters and
 their gradients into one flat buffer each (the parameters become views into it, as in apex's
 flat master weights), and an update is a handful of elementwise kernels over the whole buffer,
-whatever the number of tensors, with each member's hyperparameters spread over its elements by
-one gather per step. The arithmetic is `torch.optim.Adam`'s (no weight decay, no amsgrad; eps
+whatever the number of tensors, with each member's hyperparameters spread over its elements once
+(and one gather per step only when members differ in their betas). The arithmetic is `torch.optim.Adam`'s (no weight decay, no amsgrad; eps
 1e-8), and SGD's with momentum (dampening 0, no Nesterov): a member's trajectory matches a single
 run's fused optimiser up to float rounding (`tests/test_packed.py`).
 
@@ -51,8 +51,11 @@ class PackedOptimizer:
         self.active = torch.ones(k, dtype=torch.bool, device=device)
         self.all_active = True
         self.steps = 0
+        self.lr_e = self.lr.to(self.flat.dtype)[self.member]  # (P,) each element's member's lr, once
         if kind == "adam":
             self.beta1, self.beta2 = torch.tensor(beta1, **f64), torch.tensor(beta2, **f64)
+            # the usual case, members differing in lr only: bias corrections are scalars, no gather per step
+            self.shared_betas = len(set(beta1)) == 1 and len(set(beta2)) == 1
             self.one_minus_b1 = (1 - self.beta1).to(self.flat.dtype)[self.member]  # (P,)
             self.beta2_e = self.beta2.to(self.flat.dtype)[self.member]
             self.one_minus_b2 = (1 - self.beta2).to(self.flat.dtype)[self.member]
@@ -78,16 +81,21 @@ class PackedOptimizer:
         if self.kind == "adam":
             self.exp_avg.lerp_(g, self.one_minus_b1)
             self.exp_avg_sq.mul_(self.beta2_e).addcmul_(g, g * self.one_minus_b2)
-            # per member in float64, as torch computes its Python-float bias corrections
-            step_size = (self.lr / (1 - self.beta1**self.steps)).to(self.flat.dtype)[self.member]
-            bc2_sqrt = (1 - self.beta2**self.steps).sqrt().to(self.flat.dtype)[self.member]
-            update = self.exp_avg / (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(EPS) * step_size
+            if self.shared_betas:  # Python floats, as torch computes its bias corrections
+                bc1 = 1 - float(self.beta1[0]) ** self.steps
+                bc2_sqrt = (1 - float(self.beta2[0]) ** self.steps) ** 0.5
+                update = (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(EPS)
+                update = self.exp_avg.div(update).mul_(self.lr_e).div_(bc1)
+            else:  # per member in float64, then spread over its elements
+                step_size = (self.lr / (1 - self.beta1**self.steps)).to(self.flat.dtype)[self.member]
+                bc2_sqrt = (1 - self.beta2**self.steps).sqrt().to(self.flat.dtype)[self.member]
+                update = self.exp_avg / (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(EPS) * step_size
         else:
             if self.steps == 1:
                 self.buf.copy_(g)
             else:
                 self.buf.mul_(self.momentum_e).add_(g)
-            update = self.buf * self.lr.to(self.flat.dtype)[self.member]
+            update = self.buf * self.lr_e
         if not self.all_active:
             update = torch.where(self.active_e, update, 0.0)
         self.flat.sub_(update)
