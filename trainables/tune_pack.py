@@ -81,6 +81,12 @@ class PackRecord(TrialRecord):
         for k, member in enumerate(self.data["members"]):
             member["checkpoints"] = self._checkpoints(member_folder(k))
 
+    def _resumable(self) -> list[dict[str, Any]]:
+        """A pack's checkpoints hold a folder per member (members step together; a diverged one
+        stops saving): every pack checkpoint any member describes, oldest first."""
+        entries = {e["name"]: e for k in range(len(self.data["members"])) for e in self._checkpoints(member_folder(k))}
+        return sorted(entries.values(), key=lambda e: (e["step"], e["name"]))
+
 
 def _mean_row(by_member: dict[int, dict[str, float]]) -> dict[str, float]:
     """Each metric's mean over the reporting members (finite values only; NaN without any)."""
@@ -139,7 +145,7 @@ def packed_trainable(
         configs = [build_config(c) for c in trial_config[PACK_KEY]]
         torch.set_num_threads(cpu_share())
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        checkpoint = tune.get_checkpoint()
+        checkpoint = record.checkpoint_to_resume()
         report = _pack_reporter(configs, record)
         data = load_data(configs[0], device=device)
         evaluate = probe(data) if probe is not None else None

@@ -177,10 +177,14 @@ class TrialRecord:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None or self.folder is None:
             return checkpoint
-        on_disk = self._checkpoints()
+        on_disk = self._resumable()
         if not on_disk:
             return None
         return tune.Checkpoint(path=f"{self.folder}/{on_disk[-1]['name']}", filesystem=self.fs)
+
+    def _resumable(self) -> list[dict[str, Any]]:
+        """The checkpoints in the trial's folder a restart can continue from, oldest first."""
+        return self._checkpoints()
 
     def write(self) -> None:
         """Replace the record (with the checkpoints in storage now)."""

@@ -217,3 +217,21 @@ def test_a_trial_that_tune_restarts_from_scratch_continues_from_its_newest_check
     (folder / "checkpoint_000004").mkdir()  # being written: no description yet
     chosen = record.checkpoint_to_resume()
     assert chosen is not None and Path(chosen.path).name == "checkpoint_000003"
+
+
+@pytest.mark.filterwarnings("ignore:`get_checkpoint` is meant")
+def test_a_pack_that_tune_restarts_from_scratch_continues_from_its_newest_pack_checkpoint(tmp_path: Path) -> None:
+    """The same for a pack (`sweep --pack`): its checkpoints hold a folder per member, described
+    there; a member that diverged saved none, so the newest any member describes is the one."""
+    from trainables.tune_pack import PackRecord, member_folder
+    from trainables.tune_trainable import CHECKPOINT_FILE, PACK_KEY
+
+    record = PackRecord(str(tmp_path), {PACK_KEY: [{"seed": 0}, {"seed": 1}]}, ("mi/cat", "max"))
+    assert record.checkpoint_to_resume() is None
+    folder = Path(record.folder)
+    for name, step, members in [("checkpoint_000001", 40, (0, 1)), ("checkpoint_000002", 60, (1,))]:
+        for k in members:  # member 0 diverged after step 40
+            (folder / name / member_folder(k)).mkdir(parents=True)
+            (folder / name / member_folder(k) / CHECKPOINT_FILE).write_text(json.dumps({"step": step, "metrics": {}}))
+    chosen = record.checkpoint_to_resume()
+    assert chosen is not None and Path(chosen.path).name == "checkpoint_000002"
