@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from trainables.checkpoint import read_checkpoint, write_checkpoint
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
-from trainables.loop import _SUMS, METRICS, RESUMABLE_CHANGES, TrainResult, info_terms, report_status, resolve_device
+from trainables.loop import _SUMS, METRICS, _set_requires_grad, RESUMABLE_CHANGES, TrainResult, info_terms, report_status, resolve_device
 from trainables.losses import HALF_LOG_2PI, InfoTerms, instance_noise_std, mi_bounds
 from trainables.memory import check_memory, out_of_memory
 from trainables.models import Codes, InfoGAN
@@ -233,10 +233,6 @@ class PackedTrainer:
                 torch.sigmoid(real_logits.detach()).mean(0), torch.sigmoid(fake_logits.detach()).mean(0),
             ])  # fmt: skip  (7, K)
 
-    def _set_d_grad(self, flag: bool) -> None:
-        for p in self.d_params:
-            p.requires_grad_(flag)
-
     def _infogan_step(self) -> None:
         """`Trainer._infogan_step` for K members: (B, K) logits, (K,) losses."""
         m = self.model
@@ -258,7 +254,7 @@ class PackedTrainer:
         self._update(self.opt_d, loss_d_total)
 
         # --- G (+ Q's head) update, D frozen ---
-        self._set_d_grad(False)
+        _set_requires_grad(self.d_params, False)
         with self.autocast:
             h = m.trunk(fake + fake_noise)
             loss_adv = _bce_mean(m.d_head(h).squeeze(2).float(), 1.0)
@@ -268,7 +264,7 @@ class PackedTrainer:
                 if self.use_g_info:
                     loss_g = loss_adv + self.g_weight * info.loss
         self._update(self.opt_g, loss_g)
-        self._set_d_grad(True)
+        _set_requires_grad(self.d_params, True)
         self._add_up(loss_d, loss_adv, info, real_logits, fake_logits)
 
     def _bidirectional_step(self) -> None:
@@ -284,7 +280,7 @@ class PackedTrainer:
             loss_d = _bce_mean(real_logits, 1.0) + _bce_mean(fake_logits, 0.0)
         self._update(self.opt_d, loss_d)
 
-        self._set_d_grad(False)
+        _set_requires_grad(self.d_params, False)
         with self.autocast:
             g_logits = m.discriminate(fake + fake_noise, latent_vec).float()
             e_logits = m.discriminate(real_in, enc_real).float()
@@ -292,7 +288,7 @@ class PackedTrainer:
             info = self._info(m.encode(self._pick(fake, self.g_detached)), latent)
             loss_g = loss_adv + self.g_weight * info.loss
         self._update(self.opt_g, loss_g)
-        self._set_d_grad(True)
+        _set_requires_grad(self.d_params, True)
         self._add_up(loss_d, loss_adv, info, real_logits, fake_logits)
 
     # ------------------------------------------------------------------ members
