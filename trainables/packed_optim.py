@@ -4,10 +4,14 @@ A packed parameter holds the K members' tensors member-major along its first dim
 `trainables/packed_nn.py`), so it views as (K, n). The optimiser puts all of its parameters and
 their gradients into one flat buffer each (the parameters become views into it, as in apex's
 flat master weights), and an update is a handful of elementwise kernels over the whole buffer,
-whatever the number of tensors, with each member's hyperparameters spread over its elements once
-(and one gather per step only when members differ in their betas). The arithmetic is `torch.optim.Adam`'s (no weight decay, no amsgrad; eps
-1e-8), and SGD's with momentum (dampening 0, no Nesterov): a member's trajectory matches a single
-run's fused optimiser up to float rounding (`tests/test_packed.py`).
+whatever the number of tensors. When the members share their Adam betas (the usual case: a study
+varies lr, lambda, seeds), the update is `torch.optim.Adam(fused=True)` itself, one kernel over the
+buffer: on the buffer directly when the members also share their lr, else on a direction buffer at
+lr 1 that each element's member lr then scales (`lr` spread over the elements once). Members that
+differ in their betas get the same arithmetic as a few elementwise kernels, with per-member bias
+corrections gathered each step. The arithmetic is `torch.optim.Adam`'s (no weight decay, no
+amsgrad; eps 1e-8), and SGD's with momentum (dampening 0, no Nesterov): a member's trajectory
+matches a single run's fused optimiser up to float rounding (`tests/test_packed.py`).
 
 A member can be frozen (`freeze(k)`): its parameters no longer change, whatever its gradients
 (NaN included); the others go on. Members' optimiser states go in and out in `torch.optim`'s own
@@ -52,14 +56,21 @@ class PackedOptimizer:
         self.all_active = True
         self.steps = 0
         self.lr_e = self.lr.to(self.flat.dtype)[self.member]  # (P,) each element's member's lr, once
+        self.fused: torch.optim.Adam | None = None
         if kind == "adam":
             self.beta1, self.beta2 = torch.tensor(beta1, **f64), torch.tensor(beta2, **f64)
-            # the usual case, members differing in lr only: bias corrections are scalars, no gather per step
-            self.shared_betas = len(set(beta1)) == 1 and len(set(beta2)) == 1
-            self.one_minus_b1 = (1 - self.beta1).to(self.flat.dtype)[self.member]  # (P,)
-            self.beta2_e = self.beta2.to(self.flat.dtype)[self.member]
-            self.one_minus_b2 = (1 - self.beta2).to(self.flat.dtype)[self.member]
             self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
+            if len(set(beta1)) == 1 and len(set(beta2)) == 1:  # the usual case: torch's fused Adam
+                # Adam keeps its state in these tensors and updates them in place; the step count
+                # is a float32 tensor on the device, as the fused kernel wants it
+                self.adam_state = {"step": torch.zeros((), dtype=torch.float32, device=device),
+                                   "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}  # fmt: skip
+                self.betas = (beta1[0], beta2[0])
+                self.fused = self._fused_adam(self.flat, lr[0]) if len(set(lr)) == 1 else self._fused_direction()
+            else:
+                self.one_minus_b1 = (1 - self.beta1).to(self.flat.dtype)[self.member]  # (P,)
+                self.beta2_e = self.beta2.to(self.flat.dtype)[self.member]
+                self.one_minus_b2 = (1 - self.beta2).to(self.flat.dtype)[self.member]
         else:
             self.momentum = torch.tensor(momentum, **f64)
             self.momentum_e = self.momentum.to(self.flat.dtype)[self.member]
@@ -73,23 +84,42 @@ class PackedOptimizer:
         self.active[k] = False
         self.all_active = False
         self.active_e = self.active[self.member]
+        if self.fused is not None and self.fused.param_groups[0]["params"][0] is self.flat:
+            self.fused = self._fused_direction()  # the update must be masked from now on
+
+    def _fused_adam(self, param: Tensor, lr: float) -> torch.optim.Adam:
+        """`torch.optim.Adam(fused=True)` over one flat tensor, on the packed state and gradients."""
+        param.grad = self.grad
+        adam = torch.optim.Adam([param], lr=lr, betas=self.betas, eps=EPS, fused=True)
+        adam.state[param] = self.adam_state
+        return adam
+
+    def _fused_direction(self) -> torch.optim.Adam:
+        """Fused Adam at lr 1 on a zeroed direction buffer: after its step the buffer holds each
+        element's Adam step, which `step` scales by the element's member lr (and masks)."""
+        self.direction = torch.zeros_like(self.flat)
+        return self._fused_adam(self.direction, 1.0)
 
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
         g = self.grad
-        if self.kind == "adam":
+        if self.fused is not None:
+            param = self.fused.param_groups[0]["params"][0]
+            self.fused.step()
+            if param is self.flat:  # one lr, every member active: Adam updated the buffer itself
+                return
+            direction = param if self.all_active else torch.where(self.active_e, param, 0.0)
+            self.flat.addcmul_(direction, self.lr_e)  # direction = -Adam's step at lr 1
+            param.zero_()
+            return
+        if self.kind == "adam":  # members differ in their betas
             self.exp_avg.lerp_(g, self.one_minus_b1)
             self.exp_avg_sq.mul_(self.beta2_e).addcmul_(g, g * self.one_minus_b2)
-            if self.shared_betas:  # Python floats, as torch computes its bias corrections
-                bc1 = 1 - float(self.beta1[0]) ** self.steps
-                bc2_sqrt = (1 - float(self.beta2[0]) ** self.steps) ** 0.5
-                update = (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(EPS)
-                update = self.exp_avg.div(update).mul_(self.lr_e).div_(bc1)
-            else:  # per member in float64, then spread over its elements
-                step_size = (self.lr / (1 - self.beta1**self.steps)).to(self.flat.dtype)[self.member]
-                bc2_sqrt = (1 - self.beta2**self.steps).sqrt().to(self.flat.dtype)[self.member]
-                update = self.exp_avg / (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(EPS) * step_size
+            # bias corrections per member in float64, then spread over its elements
+            step_size = (self.lr / (1 - self.beta1**self.steps)).to(self.flat.dtype)[self.member]
+            bc2_sqrt = (1 - self.beta2**self.steps).sqrt().to(self.flat.dtype)[self.member]
+            update = self.exp_avg / (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(EPS) * step_size
         else:
             if self.steps == 1:
                 self.buf.copy_(g)
@@ -123,6 +153,8 @@ class PackedOptimizer:
     def load_member_state(self, k: int, states: list[dict[str, Tensor]], steps: int) -> None:
         """Member k's state from a single optimiser's per-parameter states; `steps` taken so far."""
         self.steps = steps
+        if self.fused is not None:
+            self.adam_state["step"].fill_(steps)
         with torch.no_grad():
             for i, state in enumerate(states):
                 if self.kind == "adam":
