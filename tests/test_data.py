@@ -357,3 +357,25 @@ def test_unknown_dataset_is_refused() -> None:
     object.__setattr__(config, "dataset", "cifar10")  # bypass the config's own check
     with pytest.raises(BadInputError, match="not known; choose one of: mnist"):
         load_data(config)
+
+
+@pytest.mark.parametrize(("dataset", "noise"), [(name, noise) for name in ("basicprop-line", "basicprop-rects", "sprites")
+                                                 for noise in (False, True)] + [("folder", False)])  # fmt: skip
+def test_sample_many_is_each_generators_own_sample(dataset: str, noise: bool, tmp_path: Path) -> None:
+    """A pack's batch (n, K, C, H, W) holds exactly what each member's generator gives a single run,
+    and leaves each generator where the single run's draw leaves it."""
+    if dataset == "folder":  # stored images: a gather
+        path = tmp_path / "images.npz"
+        np.savez(path, images=np.random.default_rng(0).integers(0, 256, (50, 12, 12, 3), dtype=np.uint8))
+        config = _config(dataset="folder", data_root=str(path))
+    else:
+        config = _config(dataset=dataset, basicprop_noise=noise, image_size=16 if dataset == "sprites" else 0)
+    data = load_data(config)
+    seeds = [3, 1, 4]
+    many = data.sample_many(6, [torch.Generator().manual_seed(s) for s in seeds])
+    assert many.shape == (6, len(seeds), *data.image_shape)
+    for k, seed in enumerate(seeds):
+        single, packed = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        data.sample_many(6, [packed])
+        torch.testing.assert_close(many[:, k], data.sample(6, single), rtol=0, atol=0)
+        torch.testing.assert_close(torch.rand(3, generator=packed), torch.rand(3, generator=single), rtol=0, atol=0)

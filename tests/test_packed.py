@@ -37,6 +37,9 @@ class Float64Data:
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.data.sample(n, generator).double()
 
+    def sample_many(self, n: int, generators: list[torch.Generator]) -> torch.Tensor:
+        return self.data.sample_many(n, generators).double()
+
 
 @pytest.fixture
 def float64() -> Iterator[None]:

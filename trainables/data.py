@@ -22,7 +22,7 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +81,15 @@ class ImageData:
             return self.ground_truth.sample_images(n, generator) * 2.0 - 1.0
         idx = torch.randint(0, len(self.images), (n,), generator=generator, device=self.images.device)
         return _to_float(self.images[idx])
+
+    def sample_many(self, n: int, generators: Sequence[torch.Generator]) -> Tensor:
+        """`sample(n, g)` for each of K generators, as one batch (n, K, C, H, W): each generator makes
+        the same draws as in `sample`, and the gather (or rendering) runs once for all of them."""
+        if self.images is None:
+            assert self.ground_truth is not None
+            return self.ground_truth.sample_images_many(n, generators) * 2.0 - 1.0
+        idx = torch.stack([torch.randint(0, len(self.images), (n,), generator=g, device=g.device) for g in generators], 1)
+        return _to_float(self.images[idx])  # (n, K, C, H, W)
 
 
 def load_data(config: InfoGANConfig, *, device: torch.device | str = "cpu") -> ImageData:

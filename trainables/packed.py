@@ -159,33 +159,33 @@ class PackedTrainer:
         images and D's input of them (B, K*C, H, W), the latent parts (B, K, ...) and the noise on
         fakes (or 0.0)."""
         cfg, n = self.config, self.config.batch_size
-        reals, reals_in, zs, cats, conts, fake_noises = [], [], [], [], [], []
-        for m in self.members:
+        real = self.data.sample_many(n, [m.rng for m in self.members])  # (B, K, C, H, W)
+        zs, cats, conts, real_noises, fake_noises = [], [], [], [], []
+        for k, m in enumerate(self.members):
             g, c = m.rng, m.config
             std = instance_noise_std(c.instance_noise, c.instance_noise_steps, self.step)
-            real = self.data.sample(n, g)
             if cfg.noise_dist == "uniform":  # `InfoGAN.sample_latent`'s draws; scaling after stacking
                 zs.append(torch.rand(n, cfg.noise_dim, generator=g, device=g.device))
             else:
                 zs.append(torch.randn(n, cfg.noise_dim, generator=g, device=g.device))
             cats.append(torch.randint(cfg.cat_dim, (n, cfg.n_cat_codes), generator=g, device=g.device))
             conts.append(torch.rand(n, cfg.n_cont_codes, generator=g, device=g.device))
-            reals.append(real)
             if std:
-                reals_in.append(real + std * torch.randn(real.shape, generator=g, device=g.device))
-                fake_noises.append(std * torch.randn(real.shape, generator=g, device=g.device))
+                shape = real[:, k].shape
+                real_noises.append(std * torch.randn(shape, generator=g, device=g.device))
+                fake_noises.append(std * torch.randn(shape, generator=g, device=g.device))
             else:
-                reals_in.append(real)
+                real_noises.append(None)
                 fake_noises.append(None)
         z = torch.stack(zs, 1)  # (B, K, noise_dim)
         z = z * 2 - 1 if cfg.noise_dist == "uniform" else z
         latent = (z, torch.stack(cats, 1), torch.stack(conts, 1) * 2 - 1)
-        real = torch.cat(reals, 1)  # (B, K*C, H, W)
-        fake_noise: torch.Tensor | float = 0.0
-        if any(x is not None for x in fake_noises):
-            fake_noise = torch.cat([x if x is not None else torch.zeros_like(reals[0]) for x in fake_noises], 1)
-            return real, torch.cat(reals_in, 1), latent, fake_noise
-        return real, real, latent, fake_noise
+        real = real.flatten(1, 2)  # (B, K*C, H, W): member k's channels k*C..(k+1)*C
+        if all(x is None for x in fake_noises):
+            return real, real, latent, 0.0
+        zero = torch.zeros_like(real[:, : real.shape[1] // self.k])
+        noise = [torch.cat([x if x is not None else zero for x in xs], 1) for xs in (real_noises, fake_noises)]
+        return real, real + noise[0], latent, noise[1]
 
     def _info(self, codes: Codes, latent: tuple[torch.Tensor, ...]) -> InfoTerms:
         """`losses.info_loss` per member: (K,) loss, CE per code and NLL per code."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -78,8 +79,7 @@ class ProceduralData(ABC):
         mask = self.render(factors)
         if not self.noise:
             return mask.float()
-        u = torch.rand(mask.shape, generator=generator, device=mask.device)
-        return torch.where(mask, 150.0 + 90.0 * u, 60.0 * u) / 255.0
+        return _noise_trick(mask, torch.rand(mask.shape, generator=generator, device=mask.device))
 
     def sample_images(self, n: int, generator: torch.Generator) -> Tensor:
         """n images (n, 1, S, S) in [0, 1] from uniformly drawn factors, on the generator's device."""
@@ -87,6 +87,21 @@ class ProceduralData(ABC):
             torch.randint(0, k, (n,), generator=generator, device=generator.device) for k in self.factors_num_values
         ]
         return self.observe(torch.stack(columns, dim=1), generator)
+
+    def sample_images_many(self, n: int, generators: Sequence[torch.Generator]) -> Tensor:
+        """`sample_images(n, g)` for each of K generators, as one batch (n, K, 1, S, S): each generator
+        makes the same draws in the same order (factors, then the noise trick's uniforms); the
+        rendering runs once for all of them."""
+        k, f, shape = len(generators), self.num_factors, (n, *self.observation_shape)
+        columns, uniforms = [], []
+        for g in generators:
+            columns += [torch.randint(0, v, (n,), generator=g, device=g.device) for v in self.factors_num_values]
+            if self.noise:
+                uniforms.append(torch.rand(shape, generator=g, device=g.device))
+        factors = torch.stack(columns).view(k, f, n).transpose(1, 2).reshape(k * n, f)  # member-major
+        mask = self.render(factors)  # (K*n, 1, S, S)
+        images = _noise_trick(mask, torch.cat(uniforms)) if self.noise else mask.float()
+        return images.view(k, *shape).transpose(0, 1)
 
     # ------------------------------------------------------------------ numpy path (scoring)
     def sample_factors(self, num: int, rng: np.random.Generator) -> np.ndarray:
@@ -121,6 +136,11 @@ class ProceduralData(ABC):
 def _evenly_spaced(size: int, first: float, last: float, count: int) -> Tensor:
     """`count` integer pixel values from first to last (given at 28 px, scaled to `size`), (count,) int64."""
     return torch.round(torch.linspace(first, last, count) * size / 28).long()
+
+
+def _noise_trick(mask: Tensor, u: Tensor) -> Tensor:
+    """The seed's noise trick: foreground U(150, 240), background U(0, 60), from uniforms u of mask's shape."""
+    return torch.where(mask, 150.0 + 90.0 * u, 60.0 * u) / 255.0
 
 
 class BasicPropLine(ProceduralData):
