@@ -4,6 +4,12 @@ diverging on purpose stops alone while the others finish. `--pack` is refused wi
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -63,3 +69,52 @@ def test_pack_is_refused_with_asha_and_search(tmp_path: Path, capsys: pytest.Cap
     assert "--pack with --scheduler asha" in capsys.readouterr().err
     assert main(["search", *FAST, "--pack", "4", "--num-samples", "2", *store]) == 2
     assert "--pack is for `sweep`" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_pack_whose_process_dies_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """The pack's worker process is killed mid-run (as when its node is lost): Tune restarts the
+    pack's trial (`--max-failures`), which continues every member from the pack's last checkpoint,
+    never from step 0, and both members finish as ordinary completed trials."""
+    steps, every = 300, 20
+    space = _space_file(tmp_path, "{'seed': tune.grid_search([0, 1])}")
+    storage = tmp_path / "results"
+    cli = Path(sys.executable).parent / "infogan-study"
+    sweep = subprocess.Popen(
+        [str(cli), "sweep", space, *FAST, "--steps", str(steps), "--set", f"report_every={every}", "--pack", "2",
+         "--name", "killed", "--storage-path", str(storage)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:  # the pack's third report (its pid is in every report), well before the end
+            assert sweep.poll() is None and time.monotonic() < deadline, "the pack never reached its third report"
+            reports = [_json_lines(f) for f in (storage / "killed").glob("trial_*/result.json")]
+            if reports and len(reports[0]) >= 3:
+                break
+            time.sleep(0.2)
+        assert reports[0][-1]["step"] < steps // 2
+        os.kill(int(reports[0][-1]["pid"]), signal.SIGKILL)
+        out, _ = sweep.communicate(timeout=240)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 0, out[-3000:]
+    (trial,) = (storage / "killed").glob("trial_*")
+    reports = _json_lines(trial / "result.json")
+    assert len({r["pid"] for r in reports}) == 2, "the pack ran in a second process"
+    steps_seen = [r["step"] for r in reports]
+    assert steps_seen.count(every) == 1 and steps_seen[-1] == steps, steps_seen  # resumed, not restarted
+    view = load_study(str(storage / "killed"))
+    assert sorted((t.state, t.step) for t in view.trials) == [("COMPLETED", steps)] * 2
+
+
+def _json_lines(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # a line being written
+            pass
+    return out
