@@ -7,7 +7,9 @@ headline), Q's Hungarian accuracy on held-out real images (the InfoGAN paper's p
 final MI bound, the Fréchet distance, and the failure flags raised; then every seed of the MNIST
 parts, the budget and the wall time.
 
-Parts (`--parts`, default all; the budgets were sized to take about two hours on a 2-core CPU):
+Parts (`--parts`, default all; the budgets were sized to take about two hours on a 2-core CPU;
+measured there: line and rects ~2.5 min each, mnist-ablation 42 min + 2 min to analyze,
+mnist-paper ~35 min per seed, two at a time):
 - `mnist-paper`: the InfoGAN paper's MNIST configuration at its budget (batch 128, 5,000 steps,
   D lr 2e-4, G lr 1e-3, lambda 1), `--paper-seeds` seeds; scored with the full protocol (all
   10,000 test digits; the label-free selection skipped). Expected: the categorical code means the
