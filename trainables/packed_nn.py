@@ -54,7 +54,9 @@ class PackedLinear(nn.Module):
         self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]).clone()) if has_bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = torch.einsum("bki,koi->bko", x, self.weight)
+        # weight (K, out, in) @ x as (K, in, B): the weight's gradient comes out contiguous, in
+        # the parameter's own layout, so autograd hands it over without a copy
+        out = torch.bmm(self.weight, x.permute(1, 2, 0)).permute(2, 0, 1)
         return out if self.bias is None else out + self.bias
 
     def member_state(self, k: int) -> dict[str, Tensor]:

@@ -5,11 +5,13 @@ A packed parameter holds the K members' tensors member-major along its first dim
 their gradients into one flat buffer each (the parameters become views into it, as in apex's
 flat master weights), and an update is a handful of elementwise kernels over the whole buffer,
 whatever the number of tensors. When the members share their Adam betas (the usual case: a study
-varies lr, lambda, seeds), the update is `torch.optim.Adam(fused=True)` itself, one kernel over the
-buffer: on the buffer directly when the members also share their lr, else on a direction buffer at
-lr 1 that each element's member lr then scales (`lr` spread over the elements once). Members that
-differ in their betas get the same arithmetic as a few elementwise kernels, with per-member bias
-corrections gathered each step. The arithmetic is `torch.optim.Adam`'s (no weight decay, no
+varies lr, lambda, seeds), the update is `torch.optim.Adam(fused=True)` itself, on the packed
+parameters and the gradients autograd hands over (nothing accumulated into a buffer), with its
+state in views of the flat state buffers: on the parameters directly when the members also share
+their lr, else on a direction buffer at lr 1 that each element's member lr then scales (`lr`
+spread over the elements once). Members that differ in their betas (or SGD) get the same
+arithmetic as a few elementwise kernels over the flat buffers, gradients included, with
+per-member bias corrections gathered each step. The arithmetic is `torch.optim.Adam`'s (no weight decay, no
 amsgrad; eps 1e-8), and SGD's with momentum (dampening 0, no Nesterov): a member's trajectory
 matches a single run's fused optimiser up to float rounding (`tests/test_packed.py`).
 
@@ -39,13 +41,11 @@ class PackedOptimizer:
         device = params[0].device
         sizes = [p.numel() for p in params]
         self.flat = torch.cat([p.detach().reshape(-1) for p in params])  # (P,) all parameters, param-major
-        self.grad = torch.zeros_like(self.flat)
         self.segments: list[tuple[int, int]] = []  # (offset, elements per member) of each parameter
         offset = 0
         for p, n in zip(params, sizes):
             assert n % k == 0, "a packed parameter holds K equal member parts"
             p.data = self.flat[offset : offset + n].view_as(p)  # the parameter now lives in the buffer
-            p.grad = self.grad[offset : offset + n].view_as(p)  # autograd accumulates into it in place
             self.segments.append((offset, n // k))
             offset += n
         # member of each element: (P,)
@@ -61,12 +61,13 @@ class PackedOptimizer:
             self.beta1, self.beta2 = torch.tensor(beta1, **f64), torch.tensor(beta2, **f64)
             self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
             if len(set(beta1)) == 1 and len(set(beta2)) == 1:  # the usual case: torch's fused Adam
-                # Adam keeps its state in these tensors and updates them in place; the step count
-                # is a float32 tensor on the device, as the fused kernel wants it
-                self.adam_state = {"step": torch.zeros((), dtype=torch.float32, device=device),
-                                   "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}  # fmt: skip
+                # Adam keeps its per-parameter state in views of these buffers and updates them in
+                # place; each step count is a float32 tensor on the device, as the fused kernel wants
+                self.adam_states = [{"step": torch.zeros((), dtype=torch.float32, device=device),
+                                     "exp_avg": self._view(self.exp_avg, i), "exp_avg_sq": self._view(self.exp_avg_sq, i)}
+                                    for i in range(len(params))]  # fmt: skip
                 self.betas = (beta1[0], beta2[0])
-                self.fused = self._fused_adam(self.flat, lr[0]) if len(set(lr)) == 1 else self._fused_direction()
+                self.fused = self._fused_adam(params, lr[0]) if len(set(lr)) == 1 else self._fused_direction()
             else:
                 self.one_minus_b1 = (1 - self.beta1).to(self.flat.dtype)[self.member]  # (P,)
                 self.beta2_e = self.beta2.to(self.flat.dtype)[self.member]
@@ -75,44 +76,65 @@ class PackedOptimizer:
             self.momentum = torch.tensor(momentum, **f64)
             self.momentum_e = self.momentum.to(self.flat.dtype)[self.member]
             self.buf = torch.zeros_like(self.flat)
+        if self.fused is None:  # the elementwise paths read every gradient from one flat buffer
+            self.grad = torch.zeros_like(self.flat)
+            for i, p in enumerate(params):
+                p.grad = self._view(self.grad, i)  # autograd accumulates into it in place
+
+    def _view(self, buffer: Tensor, i: int) -> Tensor:
+        """Parameter i's part of a flat buffer, shaped as the parameter."""
+        offset, n = self.segments[i]
+        return buffer[offset : offset + n * self.k].view_as(self.params[i])
 
     def zero_grad(self) -> None:
-        self.grad.zero_()
+        if self.fused is None:
+            self.grad.zero_()
+        else:  # autograd hands fresh gradients to fused Adam: no accumulation into a buffer
+            for p in self.params:
+                p.grad = None
 
     def freeze(self, k: int) -> None:
         """Member k's parameters stop changing from the next step on."""
         self.active[k] = False
         self.all_active = False
         self.active_e = self.active[self.member]
-        if self.fused is not None and self.fused.param_groups[0]["params"][0] is self.flat:
+        if self.fused is not None and self.fused.param_groups[0]["params"][0] is self.params[0]:
             self.fused = self._fused_direction()  # the update must be masked from now on
 
-    def _fused_adam(self, param: Tensor, lr: float) -> torch.optim.Adam:
-        """`torch.optim.Adam(fused=True)` over one flat tensor, on the packed state and gradients."""
-        param.grad = self.grad
-        adam = torch.optim.Adam([param], lr=lr, betas=self.betas, eps=EPS, fused=True)
-        adam.state[param] = self.adam_state
+    def _fused_adam(self, tensors: list[Tensor], lr: float) -> torch.optim.Adam:
+        """`torch.optim.Adam(fused=True)` over the packed parameters (or their directions), on the
+        packed state."""
+        adam = torch.optim.Adam(tensors, lr=lr, betas=self.betas, eps=EPS, fused=True)
+        for tensor, state in zip(tensors, self.adam_states):
+            adam.state[tensor] = state
         return adam
 
     def _fused_direction(self) -> torch.optim.Adam:
-        """Fused Adam at lr 1 on a zeroed direction buffer: after its step the buffer holds each
-        element's Adam step, which `step` scales by the element's member lr (and masks)."""
+        """Fused Adam at lr 1 on a zeroed direction buffer (viewed per parameter): after its step
+        the buffer holds each element's Adam step, which `step` scales by the element's member lr
+        (and masks)."""
         self.direction = torch.zeros_like(self.flat)
-        return self._fused_adam(self.direction, 1.0)
+        self.directions = [self._view(self.direction, i) for i in range(len(self.params))]
+        return self._fused_adam(self.directions, 1.0)
 
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
-        g = self.grad
         if self.fused is not None:
-            param = self.fused.param_groups[0]["params"][0]
-            self.fused.step()
-            if param is self.flat:  # one lr, every member active: Adam updated the buffer itself
+            for p in self.params:  # a parameter no loss reached steps on zeros, as in the flat paths
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            if self.fused.param_groups[0]["params"][0] is self.params[0]:
+                self.fused.step()  # one lr, every member active: Adam updates the parameters in place
                 return
-            direction = param if self.all_active else torch.where(self.active_e, param, 0.0)
+            for d, p in zip(self.directions, self.params):
+                d.grad = p.grad
+            self.fused.step()
+            direction = self.direction if self.all_active else torch.where(self.active_e, self.direction, 0.0)
             self.flat.addcmul_(direction, self.lr_e)  # direction = -Adam's step at lr 1
-            param.zero_()
+            self.direction.zero_()
             return
+        g = self.grad
         if self.kind == "adam":  # members differ in their betas
             self.exp_avg.lerp_(g, self.one_minus_b1)
             self.exp_avg_sq.mul_(self.beta2_e).addcmul_(g, g * self.one_minus_b2)
@@ -154,7 +176,8 @@ class PackedOptimizer:
         """Member k's state from a single optimiser's per-parameter states; `steps` taken so far."""
         self.steps = steps
         if self.fused is not None:
-            self.adam_state["step"].fill_(steps)
+            for state in self.adam_states:
+                state["step"].fill_(steps)
         with torch.no_grad():
             for i, state in enumerate(states):
                 if self.kind == "adam":
