@@ -2,9 +2,9 @@
 
 A packed parameter holds the K members' tensors member-major along its first dimension (see
 `trainables/packed_nn.py`), so it views as (K, n). The optimiser puts all of its parameters and
-their gradients into one flat buffer each (the parameters become views into it, as in apex's
-flat master weights), and an update is a handful of elementwise kernels over the whole buffer,
-whatever the number of tensors. When the members share their Adam betas (the usual case: a study
+its state into one flat buffer each (the parameters become views into it, as in apex's flat
+master weights), so an update is one fused call or a handful of elementwise kernels over the
+whole buffer, whatever the number of tensors. When the members share their Adam betas (the usual case: a study
 varies lr, lambda, seeds), the update is `torch.optim.Adam(fused=True)` itself, on the packed
 parameters and the gradients autograd hands over (nothing accumulated into a buffer), with its
 state in views of the flat state buffers: on the parameters directly when the members also share
@@ -57,6 +57,7 @@ class PackedOptimizer:
         self.steps = 0
         self.lr_e = self.lr.to(self.flat.dtype)[self.member]  # (P,) each element's member's lr, once
         self.fused: torch.optim.Adam | None = None
+        self.in_place = False  # fused Adam steps the parameters themselves (one lr, every member active)
         if kind == "adam":
             self.beta1, self.beta2 = torch.tensor(beta1, **f64), torch.tensor(beta2, **f64)
             self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
@@ -67,7 +68,8 @@ class PackedOptimizer:
                                      "exp_avg": self._view(self.exp_avg, i), "exp_avg_sq": self._view(self.exp_avg_sq, i)}
                                     for i in range(len(params))]  # fmt: skip
                 self.betas = (beta1[0], beta2[0])
-                self.fused = self._fused_adam(params, lr[0]) if len(set(lr)) == 1 else self._fused_direction()
+                self.in_place = len(set(lr)) == 1
+                self.fused = self._fused_adam(params, lr[0]) if self.in_place else self._fused_direction()
             else:
                 self.one_minus_b1 = (1 - self.beta1).to(self.flat.dtype)[self.member]  # (P,)
                 self.beta2_e = self.beta2.to(self.flat.dtype)[self.member]
@@ -98,8 +100,9 @@ class PackedOptimizer:
         self.active[k] = False
         self.all_active = False
         self.active_e = self.active[self.member]
-        if self.fused is not None and self.fused.param_groups[0]["params"][0] is self.params[0]:
-            self.fused = self._fused_direction()  # the update must be masked from now on
+        if self.in_place:  # the update must be masked from now on
+            self.in_place = False
+            self.fused = self._fused_direction()
 
     def _fused_adam(self, tensors: list[Tensor], lr: float) -> torch.optim.Adam:
         """`torch.optim.Adam(fused=True)` over the packed parameters (or their directions), on the
@@ -124,8 +127,8 @@ class PackedOptimizer:
             for p in self.params:  # a parameter no loss reached steps on zeros, as in the flat paths
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-            if self.fused.param_groups[0]["params"][0] is self.params[0]:
-                self.fused.step()  # one lr, every member active: Adam updates the parameters in place
+            if self.in_place:
+                self.fused.step()
                 return
             for d, p in zip(self.directions, self.params):
                 d.grad = p.grad
