@@ -4,16 +4,17 @@ A packed parameter holds the K members' tensors member-major along its first dim
 `trainables/packed_nn.py`), so it views as (K, n). The optimiser puts all of its parameters and
 its state into one flat buffer each (the parameters become views into it, as in apex's flat
 master weights), so an update is one fused call or a handful of elementwise kernels over the
-whole buffer, whatever the number of tensors. When the members share their Adam betas (the usual case: a study
-varies lr, lambda, seeds), the update is `torch.optim.Adam(fused=True)` itself, on the packed
-parameters and the gradients autograd hands over (nothing accumulated into a buffer), with its
-state in views of the flat state buffers: on the parameters directly when the members also share
-their lr, else on a direction buffer at lr 1 that each element's member lr then scales (`lr`
-spread over the elements once). Members that differ in their betas (or SGD) get the same
-arithmetic as a few elementwise kernels over the flat buffers, gradients included, with
-per-member bias corrections gathered each step. The arithmetic is `torch.optim.Adam`'s (no weight decay, no
-amsgrad; eps 1e-8), and SGD's with momentum (dampening 0, no Nesterov): a member's trajectory
-matches a single run's fused optimiser up to float rounding (`tests/test_packed.py`).
+whole buffer, whatever the number of tensors. When the members share their Adam betas (the
+usual case: a study varies lr, lambda, seeds), the update is `torch.optim.Adam(fused=True)`
+itself, on the packed parameters and the gradients autograd hands over (nothing accumulated
+into a buffer), with its state in views of the flat state buffers: on the parameters directly
+when the members also share their lr, else on a direction buffer at lr 1 that each element's
+member lr then scales (`lr` spread over the elements once). Members that differ in their betas
+(or SGD) get the same arithmetic as a few elementwise kernels over the flat buffers, gradients
+included, with per-member bias corrections gathered each step. The arithmetic is
+`torch.optim.Adam`'s (no weight decay, no amsgrad; eps 1e-8), and SGD's with momentum
+(dampening 0, no Nesterov): a member's trajectory matches a single run's fused optimiser up to
+float rounding (`tests/test_packed.py`).
 
 A member can be frozen (`freeze(k)`): its parameters no longer change, whatever its gradients
 (NaN included); the others go on. Members' optimiser states go in and out in `torch.optim`'s own
@@ -65,7 +66,8 @@ class PackedOptimizer:
                 # Adam keeps its per-parameter state in views of these buffers and updates them in
                 # place; each step count is a float32 tensor on the device, as the fused kernel wants
                 self.adam_states = [{"step": torch.zeros((), dtype=torch.float32, device=device),
-                                     "exp_avg": self._view(self.exp_avg, i), "exp_avg_sq": self._view(self.exp_avg_sq, i)}
+                                     "exp_avg": self._view(self.exp_avg, i),
+                                     "exp_avg_sq": self._view(self.exp_avg_sq, i)}
                                     for i in range(len(params))]  # fmt: skip
                 self.betas = (beta1[0], beta2[0])
                 self.in_place = len(set(lr)) == 1
