@@ -27,8 +27,7 @@ METADATA_KEY = b"infogan-study.schema"
 
 _PA_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 CONFIG_COLUMNS = [
-    pa.field(f.name, _PA_TYPES[typing.get_type_hints(InfoGANConfig)[f.name]])
-    for f in dataclasses.fields(InfoGANConfig)
+    pa.field(f.name, _PA_TYPES[typing.get_type_hints(InfoGANConfig)[f.name]]) for f in dataclasses.fields(InfoGANConfig)
 ]
 
 # Scores: float64, NaN where not applicable (e.g. no categorical code, no evaluator) or not computed.

@@ -344,8 +344,12 @@ def data_key(config: InfoGANConfig) -> tuple[str, int, bool]:
 
 
 def prepare_evaluators(
-    configs: list[InfoGANConfig], cache_dir: Path, counts: ScoringCounts, data_root: str | None = None,
-    *, readers_only: bool = False,
+    configs: list[InfoGANConfig],
+    cache_dir: Path,
+    counts: ScoringCounts,
+    data_root: str | None = None,
+    *,
+    readers_only: bool = False,
 ) -> dict[tuple[str, int, bool], evaluators.EvaluatorFiles]:
     """Train (or find) each dataset's classifiers among `configs`, here and once, so the workers
     only load them. data_key -> their cache files, named
@@ -359,7 +363,10 @@ def prepare_evaluators(
         data = dataset_for(config, data_root)
         noise = "-noise" if config.basicprop_noise else ""
         source = "train" if data.labels is not None else "heldout"
-        stem = cache_dir / f"classifier-{config.dataset}-{data.image_shape[1]}px{noise}-{source}-{counts.classifier_steps}steps"
+        stem = (
+            cache_dir
+            / f"classifier-{config.dataset}-{data.image_shape[1]}px{noise}-{source}-{counts.classifier_steps}steps"
+        )
         with single_threaded():
             files[key] = evaluators.prepare_evaluator(
                 data, stem, steps=counts.classifier_steps, batch_size=CLASSIFIER_BATCH, readers_only=readers_only
@@ -367,7 +374,9 @@ def prepare_evaluators(
     return files
 
 
-def prepare_probe(configs: list[InfoGANConfig], cache_dir: Path, counts: ScoringCounts = FULL) -> evaluators.ProbeFactory:
+def prepare_probe(
+    configs: list[InfoGANConfig], cache_dir: Path, counts: ScoringCounts = FULL
+) -> evaluators.ProbeFactory:
     """The generator probe of a study's trials (reported as gen/cat_acc during training), with the
     classifiers its datasets need trained or found in `cache_dir`: the same files `analyze` uses."""
     files = prepare_evaluators(configs, cache_dir, counts, readers_only=True)
@@ -375,7 +384,8 @@ def prepare_probe(configs: list[InfoGANConfig], cache_dir: Path, counts: Scoring
     for config in configs:
         data, found = dataset_for(config), files[data_key(config)]
         classifiers[(data.name, data.image_shape[1])] = (
-            _classifier(found.quality), tuple(_classifier(path) for path in found.factors)
+            _classifier(found.quality),
+            tuple(_classifier(path) for path in found.factors),
         )
     return evaluators.ProbeFactory(classifiers)
 

@@ -111,7 +111,9 @@ def main() -> int:
     print(f"[driver_memory] CPU: {_cpu_name()} ({os.cpu_count()} cores), {args.slots} slots")
     print(f"[driver_memory] {trials} trials ({results.num_errors} errors), {args.reports} reports each, "
           f"wall {wall:.1f} s, {wall / trials:.3f} s/trial, trials' own time {own / trials:.3f} s each")  # fmt: skip
-    print(f"[driver_memory] overhead per trial (wall x slots - own) / trials: {(wall * args.slots - own) / trials:.3f} s")
+    print(
+        f"[driver_memory] overhead per trial (wall x slots - own) / trials: {(wall * args.slots - own) / trials:.3f} s"
+    )
     rss = log.rss
     first = min((n for n in rss if n >= 200), default=None)
     if first is not None and max(rss) > first:

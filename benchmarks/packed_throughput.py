@@ -63,7 +63,9 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     configs = _configs(args, args.k if args.mode == "packed" else 1)
-    trainer = PackedTrainer(configs, device=args.device) if args.mode == "packed" else Trainer(configs[0], device=args.device)
+    trainer = (
+        PackedTrainer(configs, device=args.device) if args.mode == "packed" else Trainer(configs[0], device=args.device)
+    )
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     for _ in range(args.warmup):
         trainer.train_step()

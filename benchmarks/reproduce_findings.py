@@ -137,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default="../shared/datasets", help="folder holding MNIST/raw (torchvision layout)")
     p.add_argument("--parts", default="line,rects,mnist-ablation,mnist-paper", help="comma-separated parts to run")
     p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
-    p.add_argument("--paper-seeds", type=int, default=4,
-                   help="seeds of the paper's configuration (default 4: two rounds of two trials on 2 cores)")
+    p.add_argument(
+        "--paper-seeds",
+        type=int,
+        default=4,
+        help="seeds of the paper's configuration (default 4: two rounds of two trials on 2 cores)",
+    )
     p.add_argument("--storage-path", default="results/reproduce", help="where the parts' experiments go")
     p.add_argument("--read", nargs="*", metavar="EXPERIMENT", help="only print the table of analysed experiments")
     args = p.parse_args(argv[: argv.index("--")] if "--" in argv else argv)

@@ -67,9 +67,13 @@ def _reference(batch_size: int, steps: int, warmup: int, device: str, data_root:
         opt_g.zero_grad()
         h = m.trunk(fake)
         codes = m.q_head(h)[0]
-        info = F.cross_entropy(codes.cat_logits.flatten(0, 1), latent.cat.flatten()) + 0.5 * (
-            (latent.cont - codes.cont_mean) ** 2 * torch.exp(-2 * codes.cont_logstd) + 2 * codes.cont_logstd
-        ).sum(1).mean()
+        info = (
+            F.cross_entropy(codes.cat_logits.flatten(0, 1), latent.cat.flatten())
+            + 0.5
+            * ((latent.cont - codes.cont_mean) ** 2 * torch.exp(-2 * codes.cont_logstd) + 2 * codes.cont_logstd)
+            .sum(1)
+            .mean()
+        )
         loss_g = bce(m.d_head(h).squeeze(1), ones) + info
         loss_g.backward()
         opt_g.step()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-DESCRIPTION = "the InfoGAN paper's MNIST model (lambda 1, D lr 2e-4, G lr 1e-3); its budget: --batch-size 128 --steps 5000"
+DESCRIPTION = (
+    "the InfoGAN paper's MNIST model (lambda 1, D lr 2e-4, G lr 1e-3); its budget: --batch-size 128 --steps 5000"
+)
 
 
 def space() -> dict[str, Any]:

@@ -25,7 +25,11 @@ def test_train_writes_checkpoint_metrics_and_traversals(tmp_path, capsys):
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2.0, 4.0]
     assert (out / "checkpoint.pt").is_file()
-    assert {p.name for p in out.glob("traversal_*.png")} == {"traversal_cat0.png", "traversal_cont0.png", "traversal_cont1.png"}
+    assert {p.name for p in out.glob("traversal_*.png")} == {
+        "traversal_cat0.png",
+        "traversal_cont0.png",
+        "traversal_cont1.png",
+    }
     assert "completed at step 4" in capsys.readouterr().out
 
     # --resume continues the same run to more steps, appending to its metrics
@@ -99,7 +103,8 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_the_first_step(tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.fullmatch(
         r"infogan-study: error: batch_size=60000: one step needs at least [\d.]+ GiB on cpu and [\d.]+ GiB are free; "
-        r"use a smaller batch_size \(or width\)", err[0]
+        r"use a smaller batch_size \(or width\)",
+        err[0],
     ), err
     assert time.monotonic() - start < 60 and not out.exists()
 

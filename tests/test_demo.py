@@ -20,7 +20,9 @@ def test_demo_runs_sweep_analyze_report(tmp_path, capsys):
     trials = read_table("trials", experiment / "trials.parquet")
     assert trials.schema.equals(TRIALS_SCHEMA, check_metadata=False)
     assert read_table("curves", experiment / "curves.parquet").schema.equals(CURVES_SCHEMA, check_metadata=False)
-    assert read_table("selection", experiment / "selection.parquet").schema.equals(SELECTION_SCHEMA, check_metadata=False)
+    assert read_table("selection", experiment / "selection.parquet").schema.equals(
+        SELECTION_SCHEMA, check_metadata=False
+    )
     rows = trials.to_pylist()
     # the six configurations of the seed ablation, one seed each, all trained to the end
     assert sorted(r["model_kind"] for r in rows) == sorted(

@@ -51,22 +51,34 @@ class InfoGANConfig:
     basicprop_noise: bool = _f(False, "basicprop: the seed's noise trick (foreground U(150,240), background U(0,60))")
     # --- latent input ---
     noise_dim: int = _f(62, "dimension of the incompressible noise z (0 = codes only)", min=0)
-    noise_dist: str = _f("uniform", "distribution of z: uniform U(-1, 1) (the official code) or normal N(0, 1): "
-                         "on MNIST, N(0, 1) noise drowned the one-hot code (the digit never followed it)",
-                         choices=("uniform", "normal"))
+    noise_dist: str = _f(
+        "uniform",
+        "distribution of z: uniform U(-1, 1) (the official code) or normal N(0, 1): "
+        "on MNIST, N(0, 1) noise drowned the one-hot code (the digit never followed it)",
+        choices=("uniform", "normal"),
+    )
     n_cat_codes: int = _f(1, "number of categorical codes", min=0)
     cat_dim: int = _f(10, "categories per categorical code (K)", min=2)
     n_cont_codes: int = _f(2, "number of continuous codes ~ U(-1, 1)", min=0)
     # --- information term ---
     lambda_info: float = _f(1.0, "weight lambda of the mutual-information term L_I (0 = codes ignored by G)", min=0.0)
     cont_weight: float = _f(1.0, "continuous/categorical loss ratio: L_I = CE_cat + cont_weight * NLL_cont", min=0.0)
-    q_fixed_std: bool = _f(True, "fix Q's continuous std to 1 (official code; default: a learned log-std lets the "
-                              "NLL's 1/std^2 gradients swamp G's, MNIST samples turned to noise) or learn it (paper)")
-    q_update: str = _f("d", "which optimiser trains Q's head: d (D's optimiser at lr_d, as the official code, whose "
-                          "Q layers live in D's scope) or g (G's Adam at lr_g)", choices=("d", "g"))
+    q_fixed_std: bool = _f(
+        True,
+        "fix Q's continuous std to 1 (official code; default: a learned log-std lets the "
+        "NLL's 1/std^2 gradients swamp G's, MNIST samples turned to noise) or learn it (paper)",
+    )
+    q_update: str = _f(
+        "d",
+        "which optimiser trains Q's head: d (D's optimiser at lr_d, as the official code, whose "
+        "Q layers live in D's scope) or g (G's Adam at lr_g)",
+        choices=("d", "g"),
+    )
     bidirectional: bool = _f(False, "Bidirectional-InfoGAN: encoder E(x) -> (z, c); D judges (image, latent) pairs")
     # --- discriminator input noise ---
-    instance_noise: float = _f(0.0, "std of Gaussian noise added to D's real and fake inputs (data in [-1, 1])", min=0.0)
+    instance_noise: float = _f(
+        0.0, "std of Gaussian noise added to D's real and fake inputs (data in [-1, 1])", min=0.0
+    )
     instance_noise_steps: int = _f(0, "anneal instance noise linearly to 0 over this many steps (0 = constant)", min=0)
     # --- networks (their family follows the image side: 28 -> the paper's MNIST nets, 32/64 -> DCGAN-style) ---
     width: float = _f(1.0, "channel/unit width multiplier (e.g. 0.25 for quick CPU runs)", min=0.05, max=8.0)
@@ -76,10 +88,16 @@ class InfoGANConfig:
     d_optimizer: str = _f("adam", "optimiser of D (and the shared trunk)", choices=("adam", "sgd"))
     sgd_momentum: float = _f(0.9, "momentum of D's SGD (d_optimizer=sgd)", min=0.0, max=1.0, exclusive_max=True)
     lr_d: float = _f(2e-4, "learning rate of D", min=0.0, exclusive_min=True)
-    lr_g: float = _f(1e-3, "learning rate of G and Q's head (and E for Bidirectional-InfoGAN)", min=0.0, exclusive_min=True)
+    lr_g: float = _f(
+        1e-3, "learning rate of G and Q's head (and E for Bidirectional-InfoGAN)", min=0.0, exclusive_min=True
+    )
     beta1: float = _f(0.5, "Adam beta1 (D and G)", min=0.0, max=1.0, exclusive_max=True)
     beta2: float = _f(0.999, "Adam beta2 (D and G)", min=0.0, max=1.0, exclusive_max=True)
-    precision: str = _f("fp32", "fp32, or bf16 autocast of convolutions/matmuls (CUDA; CPUs with AVX512-BF16/AMX)", choices=("fp32", "bf16"))
+    precision: str = _f(
+        "fp32",
+        "fp32, or bf16 autocast of convolutions/matmuls (CUDA; CPUs with AVX512-BF16/AMX)",
+        choices=("fp32", "bf16"),
+    )
     # --- bookkeeping ---
     seed: int = _f(0, "random seed (model init, latent sampling, data order, instance noise)", min=0)
     report_every: int = _f(100, "report metrics every this many steps", min=1)
@@ -250,4 +268,3 @@ def describe_fields() -> str:
         typ = InfoGANConfig.field_type(f.name).__name__
         lines.append(f"  {f.name:<22} {typ:<6} default {f.default!r:<10} {f.metadata['help']}")
     return "\n".join(lines)
-

@@ -88,7 +88,9 @@ class ImageData:
         if self.images is None:
             assert self.ground_truth is not None
             return self.ground_truth.sample_images_many(n, generators) * 2.0 - 1.0
-        idx = torch.stack([torch.randint(0, len(self.images), (n,), generator=g, device=g.device) for g in generators], 1)
+        idx = torch.stack(
+            [torch.randint(0, len(self.images), (n,), generator=g, device=g.device) for g in generators], 1
+        )
         return _to_float(self.images[idx])  # (n, K, C, H, W)
 
 

@@ -411,4 +411,3 @@ def train(
         if bar is not None:
             bar.close()
     return TrainResult(status, reason, trainer.step, metrics)
-

@@ -60,7 +60,9 @@ def info_loss(codes: Codes, latent: Latent, *, cont_weight: float) -> InfoTerms:
     return InfoTerms(ce + cont_weight * nll, ce_per_code, nll_per_code)
 
 
-def mi_bounds(ce_per_code: float, nll_per_code: float, *, cat_dim: int, has_cat: bool, has_cont: bool) -> dict[str, float]:
+def mi_bounds(
+    ce_per_code: float, nll_per_code: float, *, cat_dim: int, has_cat: bool, has_cont: bool
+) -> dict[str, float]:
     """The MI lower bounds: categorical in nats and normalised by H(c) = ln K, continuous in nats.
 
     I(c; G) >= H(c) - CE. A model without a code of a kind carries no information through it: 0.

@@ -41,7 +41,16 @@ import torch.nn.functional as F
 from trainables.checkpoint import read_checkpoint, write_checkpoint
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
-from trainables.loop import _SUMS, METRICS, _set_requires_grad, RESUMABLE_CHANGES, TrainResult, info_terms, report_status, resolve_device
+from trainables.loop import (
+    _SUMS,
+    METRICS,
+    _set_requires_grad,
+    RESUMABLE_CHANGES,
+    TrainResult,
+    info_terms,
+    report_status,
+    resolve_device,
+)
 from trainables.losses import HALF_LOG_2PI, InfoTerms, instance_noise_std, mi_bounds
 from trainables.memory import check_memory, out_of_memory
 from trainables.models import Codes, InfoGAN
@@ -228,10 +237,15 @@ class PackedTrainer:
                 real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:  # fmt: skip
         with torch.no_grad():
             info_vals = (info.loss, info.ce_per_code, info.nll_per_code) if info else (torch.zeros_like(loss_d),) * 3
-            self.sums += torch.stack([
-                loss_d.detach(), loss_adv.detach(), *(v.detach() for v in info_vals),
-                torch.sigmoid(real_logits.detach()).mean(0), torch.sigmoid(fake_logits.detach()).mean(0),
-            ])  # fmt: skip  (7, K)
+            self.sums += torch.stack(
+                [
+                    loss_d.detach(),
+                    loss_adv.detach(),
+                    *(v.detach() for v in info_vals),
+                    torch.sigmoid(real_logits.detach()).mean(0),
+                    torch.sigmoid(fake_logits.detach()).mean(0),
+                ]
+            )  # fmt: skip  (7, K)
 
     def _infogan_step(self) -> None:
         """`Trainer._infogan_step` for K members: (B, K) logits, (K,) losses."""

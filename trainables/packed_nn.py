@@ -26,9 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PackedBatchNorm", "PackedConv", "PackedLinear", "keep_member_stats", "load_member_state", "member_state_dict",
-           "pack_module",
-           "to_image", "to_vector"]
+__all__ = [
+    "PackedBatchNorm",
+    "PackedConv",
+    "PackedLinear",
+    "keep_member_stats",
+    "load_member_state",
+    "member_state_dict",
+    "pack_module",
+    "to_image",
+    "to_vector",
+]
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity)
 
@@ -95,7 +103,9 @@ class PackedConv(nn.Module):
         rows = slice(k * self.per_member, (k + 1) * self.per_member)
         state = {"weight": self.weight[rows]}
         if self.bias is not None:
-            state["bias"] = self.bias[(k * self.bias.shape[0] // self.groups) : ((k + 1) * self.bias.shape[0] // self.groups)]
+            state["bias"] = self.bias[
+                (k * self.bias.shape[0] // self.groups) : ((k + 1) * self.bias.shape[0] // self.groups)
+            ]
         return state
 
 

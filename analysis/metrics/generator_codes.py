@@ -183,4 +183,3 @@ def image_moments(images: np.ndarray) -> np.ndarray:
         slant = cov / var_y
     moments = np.stack([grey.mean(axis=(-2, -1)), cx, cy, np.sqrt(var_x), np.sqrt(var_y), slant], axis=-1)
     return np.where((mass > 0)[..., None], moments, np.nan)
-

@@ -152,7 +152,9 @@ def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section
 
 
 def _scores_html() -> str:
-    items = "".join(f"<dt><code>{escape(name)}</code></dt><dd>{escape(text)}</dd>" for name, text in SCORE_DESCRIPTIONS.items())
+    items = "".join(
+        f"<dt><code>{escape(name)}</code></dt><dd>{escape(text)}</dd>" for name, text in SCORE_DESCRIPTIONS.items()
+    )
     return f'<dl class="scores">{items}</dl>'
 
 

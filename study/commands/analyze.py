@@ -27,7 +27,9 @@ HELP = "score every trial of a Tune experiment: trials.parquet, curves.parquet, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", help="the Tune experiment folder or URI (<storage_path>/<name>, e.g. s3://b/results/x)")
+    p.add_argument(
+        "experiment", help="the Tune experiment folder or URI (<storage_path>/<name>, e.g. s3://b/results/x)"
+    )
     p.add_argument("--out", metavar="DIR|URI", help="write the parquet files here (default: the experiment folder)")
     p.add_argument("--checkpoint", choices=("final", "best"), default="final",
                    help="score each trial's final checkpoint, or its best by the study's metric (its first "

@@ -36,8 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from study.options import describe_plan, plan_from_args
 
     if args.pack is not None:
-        raise BadInputError("--pack is for `sweep`: a search keeps one configuration per trial (TPE proposes them "
-                            "one at a time); use `infogan-study sweep SPACE --pack K` for a grid or random space")
+        raise BadInputError(
+            "--pack is for `sweep`: a search keeps one configuration per trial (TPE proposes them "
+            "one at a time); use `infogan-study sweep SPACE --pack K` for a grid or random space"
+        )
     if args.startup_trials < 0:
         raise BadInputError(f"--startup-trials {args.startup_trials}: must be >= 0")
     objectives = args.objective

@@ -30,6 +30,12 @@ def run(args: argparse.Namespace) -> int:
     from study.launcher import run_study
     from study.options import describe_plan, plan_from_args
 
-    spec, param_space = plan_from_args(args, kind="sweep", space=args.space, seeds=args.seeds,
-                                       objectives=[args.metric] if args.metric else None, pack=args.pack)
+    spec, param_space = plan_from_args(
+        args,
+        kind="sweep",
+        space=args.space,
+        seeds=args.seeds,
+        objectives=[args.metric] if args.metric else None,
+        pack=args.pack,
+    )
     return run_study(spec, param_space, address=args.address, announce=describe_plan(spec, param_space))

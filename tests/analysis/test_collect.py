@@ -31,8 +31,20 @@ from trainables.errors import BadInputError
 TRIALS, REPORTS = 10, 12
 IDS = [f"5ynth_{i:05d}" for i in range(TRIALS)]
 VANILLA, ERRORED, DIVERGED, PENDING = IDS[:4], IDS[5], IDS[6], IDS[9]
-CODE_SCORES = ["q/real_hungarian_acc", "q/real_nmi", "q/mig", "q/sap", "q/factor_vae", "q/beta_vae", "gen/cat_acc",
-               "gen/cat_nmi", "gen/cont_effect", "gen/cont_gap", "gen/valid", "gen/reader_acc"]
+CODE_SCORES = [
+    "q/real_hungarian_acc",
+    "q/real_nmi",
+    "q/mig",
+    "q/sap",
+    "q/factor_vae",
+    "q/beta_vae",
+    "gen/cat_acc",
+    "gen/cat_nmi",
+    "gen/cont_effect",
+    "gen/cont_gap",
+    "gen/valid",
+    "gen/reader_acc",
+]
 
 
 @pytest.fixture(scope="module")

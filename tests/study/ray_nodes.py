@@ -133,7 +133,9 @@ class LocalCluster:
         done = subprocess.run([str(BIN / "ray"), *args_], env=self.env, capture_output=True, text=True,
                               timeout=timeout)  # fmt: skip
         if check and done.returncode != 0:
-            raise RuntimeError(f"ray {' '.join(args_)} -> {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"ray {' '.join(args_)} -> {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
         return done
 
     def job_status(self, job_id: str) -> str:
@@ -148,7 +150,9 @@ class LocalCluster:
             if state in ("STOPPED", "SUCCEEDED", "FAILED"):
                 return state
             time.sleep(1)
-        raise TimeoutError(f"job {job_id} is {self.job_status(job_id)} after {timeout_s} s:\n{self.job_logs(job_id)[-3000:]}")
+        raise TimeoutError(
+            f"job {job_id} is {self.job_status(job_id)} after {timeout_s} s:\n{self.job_logs(job_id)[-3000:]}"
+        )
 
     def job_logs(self, job_id: str) -> str:
         return self.ray("job", "logs", job_id, check=False).stdout

@@ -131,7 +131,7 @@ def test_readme_cluster_recipe_with_token_auth_node_faults_and_resume(cluster: L
         assert reports[-1]["step"] == STEPS, (trial.name, [r["step"] for r in reports])
         assert json.loads((trial / "infogan-trial.json").read_text())["status"] == "completed"
         if trial.name in finished_before:
-            assert all(r["step"] == STEPS for r in reports[finished_before[trial.name]:])
+            assert all(r["step"] == STEPS for r in reports[finished_before[trial.name] :])
     steps = [r["step"] for r in _reports(victim)]
     assert steps.count(EVERY) == 1 and len({r["pid"] for r in _reports(victim)}) >= 2, steps
     assert cluster.alive_nodes() == 2  # a trial's process died, not its node

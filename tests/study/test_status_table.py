@@ -27,7 +27,11 @@ def test_the_table_ranks_by_the_first_objective() -> None:
     assert _order(format_table(VIEW, objectives=[Objective("mi/cat", "min")])) == ["t0", "t4", "t2", "t1", "t3"]
     # the first objective decides (t3 diverged with a NaN mi/cat but reported loss/g 1.0)
     assert _order(format_table(VIEW, objectives=[Objective("loss/g", "min"), Objective("mi/cat", "max")])) == [
-        "t2", "t4", "t0", "t3", "t1"
+        "t2",
+        "t4",
+        "t0",
+        "t3",
+        "t1",
     ]
 
 

@@ -154,7 +154,9 @@ def test_a_study_optimises_the_generator_side_accuracy_unless_told_where_its_dat
 
 def test_the_reported_metrics_are_the_loops_and_the_probes_where_every_dataset_has_an_evaluator() -> None:
     assert list(reported_metrics(({"dataset": "mnist"}, {"dataset": "basicprop-rects"}))) == [
-        *METRICS, "gen/cat_acc", "gen/valid"
+        *METRICS,
+        "gen/cat_acc",
+        "gen/valid",
     ]
     assert reported_metrics(({"dataset": "mnist"}, {"dataset": "celeba"})) == METRICS  # CelebA's trials: no probe
     assert reported_metrics(({"dataset": "folder"},)) == METRICS
