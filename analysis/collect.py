@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from analysis.evaluators import EvaluatorFiles
 from analysis.metrics import compute_failure_flags, compute_mi_curve_summary
 from analysis.schema import FLAG_COLUMNS, SCHEMAS, SCORE_COLUMNS, write_table
 from analysis.scoring import (
@@ -39,7 +40,7 @@ from analysis.scoring import (
     score_trial,
     seed_from,
 )
-from analysis.selection import Mapper, Member, Selection, select_models
+from analysis.selection import MIN_CANDIDATE_MI, PICK_SIGNAL, Mapper, Member, Selection, pick_score, select_models
 from analysis.tune_folder import VARIANT_KEY, Curve, Experiment, TrialRecord, read_experiment
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
@@ -105,8 +106,9 @@ def analyze_experiment(
     out: str | Path | None = None,
     checkpoint: str = "final",
     counts: ScoringCounts = FULL,
-    centrality_max_models: int = 12,
+    centrality_max_models: int = 16,
     selection: bool = True,
+    labels: bool = True,
     data_root: str | None = None,
     device: str = "cpu",
     mapper: Mapper | None = None,
@@ -117,8 +119,10 @@ def analyze_experiment(
     write trials/curves/selection.parquet to `out` (default: the experiment folder), all three only
     once everything is computed. Bad input (an unwritable `out`, no checkpoint left to score) is
     refused before anything is written. `selection=False` skips the label-free selection pools
-    (ModelCentrality), the costly part of the full protocol. `cache`: where the dataset classifiers
-    are kept (default: the storage folder's .cache, beside the experiment)."""
+    (ModelCentrality and the agreement between seeds); the per-model signals are always computed.
+    `labels=False`: nothing reads the datasets' labels (no evaluators, q/real_*, ground-truth or
+    sample-quality scores): the label-free signals only, for data without labels. `cache`: where the
+    dataset classifiers are kept (default: the storage folder's .cache, beside the experiment)."""
     if checkpoint not in ("final", "best"):
         raise BadInputError(f"checkpoint={checkpoint!r}: use final or best")
     if centrality_max_models < 2:
@@ -136,34 +140,39 @@ def analyze_experiment(
     trials = {t.trial_id: t for t in experiment.trials}
     chosen = {tid: t.choose_checkpoint(checkpoint) for tid, t in trials.items() if t.config is not None}
     chosen = {tid: c for tid, c in chosen.items() if c is not None}
-    evaluator_files = prepare_evaluators([trials[tid].config for tid in chosen], cache_dir, counts, data_root)
+    evaluator_files = (
+        prepare_evaluators([trials[tid].config for tid in chosen], cache_dir, counts, data_root) if labels else {}
+    )
+    no_evaluator = EvaluatorFiles(None, ())
     tasks = [
-        TrialTask(
-            tid, str(c.path), seed_from(tid), counts, evaluator_files[data_key(trials[tid].config)], data_root, device
-        )
+        TrialTask(tid, str(c.path), seed_from(tid), counts,
+                  evaluator_files.get(data_key(trials[tid].config), no_evaluator), data_root, device, labels)
         for tid, c in chosen.items()
-    ]
+    ]  # fmt: skip
     scored: dict[str, TrialScores] = {s.trial_id: s for s in mapper(score_trial, tasks, "scoring trials")}
     curves = {tid: _code_curves(t) for tid, t in trials.items()}
     summaries = {tid: _mi_summary(c) for tid, c in curves.items()}
     members = [
         Member(tid, group_id(trials[tid].config), _images(trials[tid].config), str(chosen[tid].path),
-               str(data_key(trials[tid].config)), s.assignments, summaries[tid]["mi/final"])
+               str(data_key(trials[tid].config)), s.assignments, summaries[tid]["mi/final"],
+               {k: v for k, v in s.scores.items() if k.startswith("selection/")})
         for tid, s in scored.items() if not s.error and trials[tid].config.has_codes
     ]  # fmt: skip
-    selection = (
+    chosen_models = (
         select_models(members, counts=counts, max_models=centrality_max_models, device=device, mapper=mapper)
-        if selection else Selection({}, {}, [], {})
-    )  # fmt: skip
+        if selection
+        else Selection({m.trial_id for m in members if m.mi >= MIN_CANDIDATE_MI}, {}, {}, [], {})
+    )
 
     rows = [_trial_row(experiment.name, t, scored.get(t.trial_id), curves[t.trial_id], summaries[t.trial_id],
-                       selection, out_dir) for t in experiment.trials]  # fmt: skip
+                       chosen_models, out_dir) for t in experiment.trials]  # fmt: skip
     tables = {
         "trials": pa.Table.from_pylist(rows, schema=SCHEMAS["trials"]),
         "curves": _curves_table({t.trial_id: t.curves for t in experiment.trials}),
-        "selection": pa.Table.from_pylist(selection.rows, schema=SCHEMAS["selection"]),
+        "selection": pa.Table.from_pylist(chosen_models.rows, schema=SCHEMAS["selection"]),
     }
-    paths = _write_together(tables, out_dir)
+    how = {"labels": labels, "pick_signal": PICK_SIGNAL, "checkpoint": checkpoint, "population_signals": selection}
+    paths = _write_together(tables, out_dir, analysis=how)
     num_scored = sum(1 for s in scored.values() if not s.error)
     return AnalysisFiles(paths["trials"], paths["curves"], paths["selection"], len(rows), num_scored, lost)
 
@@ -230,6 +239,7 @@ def _trial_row(
     row |= mi | {"selection/centrality": selection.centrality.get(tid, math.nan),
                  "selection/mean_pairwise_nmi": selection.nmi.get(tid, math.nan),
                  "scoring_s": score.seconds if score else math.nan}  # fmt: skip
+    row["selection/score"] = pick_score(tid, {k: v for k, v in row.items() if k.startswith("selection/")}, selection)
     flags = compute_failure_flags(curves, class_coverage=score.class_coverage if score else None)
     for name in FLAG_COLUMNS:
         flag = name.removeprefix("flag/")
@@ -271,13 +281,14 @@ def _curves_table(curves: dict[str, dict[str, Curve]]) -> pa.Table:
     return pa.table(columns, schema=SCHEMAS["curves"])
 
 
-def _write_together(tables: dict[str, pa.Table], out_dir: Path) -> dict[str, Path]:
-    """Write every table to a scratch folder, then move them into `out_dir` one after the other."""
+def _write_together(tables: dict[str, pa.Table], out_dir: Path, *, analysis: dict) -> dict[str, Path]:
+    """Write every table to a scratch folder, then move them into `out_dir` one after the other;
+    `analysis` (how analyze ran) goes into trials.parquet's metadata."""
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".analyze-", dir=out_dir))
     try:
         for name, table in tables.items():
-            write_table(table, name, scratch / f"{name}.parquet")
+            write_table(table, name, scratch / f"{name}.parquet", analysis=analysis if name == "trials" else None)
         for name in tables:
             os.replace(scratch / f"{name}.parquet", out_dir / f"{name}.parquet")
     finally:

@@ -11,6 +11,7 @@ selection.parquet ModelCentrality (InfoGAN-CR) pairwise scores, long format per 
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from trainables.errors import BadInputError
 
 # 2: generator-side gen/* scores; Q's scores renamed score/* -> q/*. 3: `model_kind` (was `variant`),
 # `variant` is now the search space's label; config columns: no `arch`, new `sgd_momentum`.
-SCHEMA_VERSION = 3
+# 4: label-free signals selection/q_balance, q_confidence, q_info and the pick's selection/score;
+# trials.parquet's metadata says whether labels were used and which signal the pick maximises.
+SCHEMA_VERSION = 4
 METADATA_KEY = b"infogan-study.schema"
+ANALYSIS_KEY = b"infogan-study.analysis"  # JSON: how analyze ran (`labels`, `pick_signal`), on trials.parquet
 
 _PA_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 CONFIG_COLUMNS = [
@@ -47,8 +51,10 @@ SCORE_COLUMNS = [
     "mi/final", "mi/max", "mi/step_0.9", "mi/auc",
     # sample quality in the feature space of the project's own classifier
     "quality/fd", "quality/class_coverage", "quality/purity", "quality/inception_fid",
-    # label-free model selection
-    "selection/centrality", "selection/mean_pairwise_nmi",
+    # label-free model selection (analysis/selection.py): per model, Q on real images; per population;
+    # and the signal the label-free pick maximises among the candidates (NaN for the others)
+    "selection/q_balance", "selection/q_confidence", "selection/q_info",
+    "selection/centrality", "selection/mean_pairwise_nmi", "selection/score",
     # failure flags' first steps (NaN: never)
     "flag/diverged_step", "flag/d_overconfident_step", "flag/mode_collapse_step", "flag/mi_stuck_step",
 ]  # fmt: skip
@@ -69,8 +75,18 @@ SCORE_DESCRIPTIONS = {  # one sentence per score, shown by the report
                   "(lower is more realistic).",
     "mi/final": "The last reported lower bound on I(c; G(z, c)) over H(c): Q's training signal, which can be high "
                 "while the code means something other than the factor.",
+    "selection/q_balance": "How evenly Q spreads real images over its K categories (entropy of the shares of "
+                           "their most likely category, over ln K): a category shared by two digits holds twice "
+                           "its share; no labels used.",
+    "selection/q_confidence": "How sure Q is of real images' category (mean highest probability; 1/K: no idea); "
+                              "no labels used.",
+    "selection/q_info": "Balance and confidence at once: the mutual information between a real image and Q's "
+                        "category, over ln K (the RIM clustering criterion); no labels used.",
     "selection/centrality": "ModelCentrality (InfoGAN-CR): how well the other models' Q read this model's "
-                            "generator, without labels.",
+                            "generator (FactorVAE votes on its codes), without labels.",
+    "selection/mean_pairwise_nmi": "Agreement between seeds (UDR-style): the mean NMI between this model's "
+                                   "assignment of real images and the other candidates'; no labels used.",
+    "selection/score": "The signal the label-free pick maximises, on the candidates (final MI bound >= 0.5).",
 }  # fmt: skip
 FLAG_COLUMNS = ["flag/diverged", "flag/d_overconfident", "flag/mode_collapse", "flag/mi_stuck"]
 
@@ -120,10 +136,12 @@ def _tag(name: str) -> bytes:
     return f"{name}/{SCHEMA_VERSION}".encode()
 
 
-def write_table(table: pa.Table, name: str, path: str | Path) -> None:
-    """Write `table` (cast to the named schema) atomically, tagged with the schema version."""
+def write_table(table: pa.Table, name: str, path: str | Path, *, analysis: dict | None = None) -> None:
+    """Write `table` (cast to the named schema) atomically, tagged with the schema version, and with
+    `analysis` (how analyze ran, JSON) in its metadata when given."""
     schema = SCHEMAS[name]
-    table = table.select(schema.names).cast(schema).replace_schema_metadata({METADATA_KEY: _tag(name)})
+    metadata = {METADATA_KEY: _tag(name)} | ({ANALYSIS_KEY: json.dumps(analysis).encode()} if analysis else {})
+    table = table.select(schema.names).cast(schema).replace_schema_metadata(metadata)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp)
@@ -143,3 +161,9 @@ def read_table(name: str, path: str | Path) -> pa.Table:
             f"{path} has schema {found}, this version reads {name}/{SCHEMA_VERSION}; re-run `infogan-study analyze`"
         )
     return pq.read_table(path)
+
+
+def read_analysis(table: pa.Table) -> dict:
+    """How analyze ran, from a table read by `read_table` ({} if it did not say)."""
+    raw = (table.schema.metadata or {}).get(ANALYSIS_KEY)
+    return json.loads(raw) if raw else {}

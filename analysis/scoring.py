@@ -78,10 +78,11 @@ class ScoringCounts:
     reader_images: int = 2_000  # real images with known factors to measure the evaluator's own accuracy
     classifier_steps: int = 3_000  # the dataset classifiers' training steps (cached per dataset and steps)
     inception_fid: bool = True  # Inception FID via torchmetrics, when installed
-    centrality_batch: int = 64  # ModelCentrality: FactorVAE counts per generator dataset
-    centrality_train: int = 2_000
-    centrality_eval: int = 1_000
-    centrality_variance: int = 5_000
+    # ModelCentrality (analysis.metrics.model_centrality): images per code value in each generator's
+    # fixed design (half train the vote classifier, half evaluate it), images per vote, votes per half
+    centrality_images_per_value: int = 16
+    centrality_batch: int = 6
+    centrality_votes: int = 500
 
 
 FULL = ScoringCounts()
@@ -90,7 +91,7 @@ QUICK = ScoringCounts(
     factor_vae_batch=8, factor_vae_train=30, factor_vae_eval=30, factor_vae_variance=100,
     beta_vae_batch=4, beta_vae_train=30, beta_vae_eval=30, gen_rows=50, reader_images=500, classifier_steps=300,
     inception_fid=False,
-    centrality_batch=16, centrality_train=50, centrality_eval=50, centrality_variance=500,
+    centrality_images_per_value=6, centrality_batch=3, centrality_votes=100,
 )  # fmt: skip
 
 
@@ -105,6 +106,7 @@ class TrialTask:
     evaluator: evaluators.EvaluatorFiles  # the dataset's cached classifiers
     data_root: str | None = None  # overrides the checkpoint's data_root
     device: str = "cpu"
+    labels: bool = True  # False: score without the dataset's labels (no evaluator, no q/real_*, no FD)
 
 
 @dataclass
@@ -140,16 +142,27 @@ def single_threaded() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def one_thread_worker() -> None:
+    """Initialiser of a scoring worker process: one torch and one BLAS/OpenMP thread for the whole
+    process (the parallelism comes from the processes; `score_trial` does the same per task)."""
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)
+
+
 def _score_trial(task: TrialTask) -> TrialScores:
     start = time.perf_counter()
     try:
         loaded = cached_model(task.checkpoint, task.device)
         data = dataset_for(loaded.config, task.data_root)
-        classifier = _classifier(task.evaluator.quality)
-        reader = evaluators.make_reader(data, classifier, [_classifier(p) for p in task.evaluator.factors])
+        classifier = reader = None
+        if task.labels:
+            classifier = _classifier(task.evaluator.quality)
+            reader = evaluators.make_reader(data, classifier, [_classifier(p) for p in task.evaluator.factors])
     except Exception as err:  # noqa: BLE001 - a broken checkpoint or missing data ends this trial only
         return TrialScores(task.trial_id, task.checkpoint, error=one_line(err), seconds=time.perf_counter() - start)
-    out = score_model(loaded.model, data, task.counts, classifier=classifier, reader=reader, seed=task.seed)
+    out = score_model(
+        loaded.model, data, task.counts, classifier=classifier, reader=reader, seed=task.seed, labels=task.labels
+    )
     return dataclasses.replace(
         out, trial_id=task.trial_id, checkpoint=task.checkpoint, seconds=time.perf_counter() - start
     )
@@ -163,10 +176,12 @@ def score_model(
     classifier: metrics.FeatureClassifier | None,
     reader: metrics.FactorReader | None,
     seed: int,
+    labels: bool = True,
 ) -> TrialScores:
     """Every score that applies to `model` (trained on `data`), each metric on its own: one that
     fails leaves NaN and a note. `classifier`: the dataset's quality classifier (None: no FD);
-    `reader`: its evaluator (None: no generator-side scores)."""
+    `reader`: its evaluator (None: no generator-side scores); `labels=False`: nothing that reads
+    the dataset's labels or ground-truth factors (only the label-free selection/q_* signals)."""
     out = TrialScores("", "")
     cfg = model.config
     rng = np.random.default_rng(seed)
@@ -182,10 +197,10 @@ def score_model(
     if reader is not None and cfg.has_codes:
         attempt("generator-side", lambda: out.scores.update(_generator_side(model, data, reader, counts, rng)))
     if cfg.n_cat_codes > 0:
-        attempt("clustering", lambda: _clustering(model, data, counts, out))
-    if data.ground_truth is not None and cfg.has_codes:
+        attempt("clustering", lambda: _clustering(model, data, counts, out, labels=labels))
+    if labels and data.ground_truth is not None and cfg.has_codes:
         attempt("disentanglement", lambda: out.scores.update(_disentanglement(model, data, counts, rng)))
-    if data.heldout is not None and classifier is not None:
+    if labels and data.heldout is not None and classifier is not None:
         attempt("quality", lambda: _quality(model, data, counts, classifier, generator, out))
     out.scores["score/disentanglement"] = out.scores.get("gen/cat_acc", NAN)
     return out
@@ -225,16 +240,20 @@ def _codes(model: InfoGAN, images: torch.Tensor) -> np.ndarray:
 
 
 def _first_code(model: InfoGAN, images: torch.Tensor) -> np.ndarray:
-    """The first categorical code's argmax (n,) of real images (n, C, H, W) in [-1, 1]."""
+    """Q's distribution over the first categorical code's values (n, K) for real images (n, C, H, W) in [-1, 1]."""
     device = next(model.parameters()).device
-    parts = [model.encode(b.to(device)).cat_logits[:, 0].argmax(-1).cpu() for b in images.split(ENCODE_BATCH)]
-    return torch.cat(parts).numpy()
+    parts = [model.encode(b.to(device)).cat_logits[:, 0].float().softmax(-1).cpu() for b in images.split(ENCODE_BATCH)]
+    return torch.cat(parts).double().numpy()
 
 
-def _clustering(model: InfoGAN, data: ImageData, counts: ScoringCounts, out: TrialScores) -> None:
-    """The first categorical code of the reference images: kept for NMI, scored against labels if any."""
-    out.assignments = _first_code(model, _reference_images(data, counts))
-    if data.heldout is not None:
+def _clustering(model: InfoGAN, data: ImageData, counts: ScoringCounts, out: TrialScores, *, labels: bool) -> None:
+    """The first categorical code of the reference images: how Q uses it (selection/q_*, label-free),
+    its argmaxes kept for NMI, scored against the labels if any (and `labels`)."""
+    probabilities = _first_code(model, _reference_images(data, counts))  # (n, K)
+    out.assignments = probabilities.argmax(axis=1)
+    usage = metrics.compute_code_usage(probabilities)
+    out.scores |= {f"selection/q_{name}": value for name, value in usage.items()}
+    if labels and data.heldout is not None:
         result = metrics.compute_clustering_scores(out.assignments, data.heldout.labels[: counts.heldout].numpy())
         out.scores["q/real_hungarian_acc"] = result["hungarian_accuracy"]
         out.scores["q/real_many_to_one_acc"] = result["many_to_one_accuracy"]

@@ -1,22 +1,32 @@
-"""Label-free model selection over pools of trained models: ModelCentrality and pairwise NMI.
+"""Label-free model selection over a population of trained models.
 
-ModelCentrality (Lin et al. 2020, InfoGAN-CR, https://arxiv.org/abs/1906.06034, Sec. 5) treats
-each trained generator as a ground-truth dataset for the others. `GeneratorData` is that adapter:
-its factors are the model's codes, each categorical code's values as they are and each continuous
-code discretised into `bins` (10) equal bins on [-1, 1] whose centres are fed to G; the noise z is
-drawn afresh per image. S[i, j] is the FactorVAE score of model j's Q on model i's generator
-(`analysis.metrics.compute_model_centrality`).
+Which of the models I trained is the disentangled one, without labels? Five signals, each a
+`selection/*` column of trials.parquet (their one-sentence definitions: `analysis.schema`):
 
-Pools (`select_models`):
-- a configuration group (its seeds): which seed represents the group, without labels;
-- `all`: the representatives of the groups whose code carries information by the model's own
-  account (final mi/cat >= MIN_CANDIDATE_MI: a model whose Q cannot read its code back from G's
-  images is no candidate for "the disentangled model", whatever its Q does on other generators),
-  at most `max_models` (those with the highest final mi/cat); with a single group, its seeds. This is the pool of one label-free pick, and the per-trial `selection/centrality` and
-  `selection/mean_pairwise_nmi` are measured in it (NaN outside it; NMI among the models trained
-  on the same data, which label the same reference images). Models are only comparable on
-  images of one kind, so trials of several datasets get one `all:<dataset>` pool each.
-`mean_pairwise_nmi` compares the models' first categorical code on the same real images.
+- per model, from Q's first categorical code on the same real images (`analysis.scoring`):
+  `selection/q_balance` (how evenly Q spreads them over its K categories), `selection/q_confidence`
+  (how sure Q is of each) and `selection/q_info` (both at once: the mutual information between the
+  image and Q's category, Krause et al. 2010's RIM criterion);
+- per population (`select_models`): `selection/centrality`, ModelCentrality (Lin et al. 2020,
+  InfoGAN-CR, https://arxiv.org/abs/1906.06034, Sec. 5; `analysis.metrics.compute_model_centrality`),
+  and `selection/mean_pairwise_nmi`, the agreement of a model's assignment of the real images with
+  the other models' (UDR's idea, Duan et al. 2020, https://arxiv.org/abs/1905.12614).
+
+The population ("pool") is every model of one image kind whose code carries information by its own
+account (final mi/cat >= MIN_CANDIDATE_MI: a model whose Q cannot read its code back from G's
+images is no candidate for "the disentangled model", whatever its Q does elsewhere), at most
+`max_models` of them (the most balanced first, `CAP_SIGNAL`): ModelCentrality costs M^2 encoder
+passes. Models are only comparable on images of one kind, so trials of several datasets get one
+`all:<dataset>` pool each. `selection/score` is the signal the label-free pick uses (`PICK_SIGNAL`)
+on the candidates, NaN elsewhere; the pick is the candidate with the highest score.
+
+ModelCentrality runs in two phases through the caller's `Mapper` (in-process, processes or Ray
+tasks): each model renders its generator's fixed design once (`render_design`; `GeneratorData`
+adapts a generator to the ground-truth interface: its factors are its codes, each continuous code
+in CONT_BINS bins), then each model's Q reads every design of its pool (`encode_designs`); the
+FactorVAE votes on those codes are numpy in this process. Every model of a pool renders from the
+same draws and every pair votes on the same batches (common random numbers), so identical models
+tie exactly.
 """
 
 from __future__ import annotations
@@ -30,19 +40,16 @@ import numpy as np
 import torch
 
 from analysis import metrics
-from analysis.scoring import (
-    ENCODE_BATCH,
-    ScoringCounts,
-    cached_model,
-    one_line,
-    represent_fn,
-    seed_from,
-    single_threaded,
-)
+from analysis.scoring import ENCODE_BATCH, ScoringCounts, cached_model, one_line, represent_fn, seed_from
 from trainables.models import InfoGAN, Latent
 
 CONT_BINS = 10  # values per continuous code when it serves as a factor
-MIN_CANDIDATE_MI = 0.5  # the `all` pool's entry bar: final mi/cat (label-free, from training)
+MIN_CANDIDATE_MI = 0.5  # a candidate's bar: final mi/cat (label-free, from training)
+PICK_SIGNAL = "selection/q_balance"  # what the label-free pick maximises (docs/results.md: the validation)
+CAP_SIGNAL = "selection/q_balance"  # which candidates enter a pool capped at max_models
+POOL_SIGNALS = ("selection/centrality", "selection/mean_pairwise_nmi")  # measured within a pool
+
+Mapper = Callable[[Callable[[Any], Any], Sequence[Any], str], list[Any]]  # (fn, items, progress label) -> results
 
 
 class GeneratorData:
@@ -69,28 +76,89 @@ class GeneratorData:
         return np.stack([rng.integers(k, size=num) for k in self.factors_num_values], axis=1).astype(np.int64)
 
     def sample_observations_from_factors(self, factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """factors (num, num_factors) -> G's images (num, C, H, W) float32 in [0, 1], fresh noise per image."""
+        """factors (num, num_factors) -> G's images (num, C, H, W) float32 in [0, 1], with noise z
+        drawn afresh per image from the model's own prior (config.noise_dist)."""
         factors = np.asarray(factors, dtype=np.int64)
         device = next(self.model.parameters()).device
-        z = rng.standard_normal((factors.shape[0], self.noise_dim), dtype=np.float32)  # (num, noise_dim)
+        noise = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        z = self.model.sample_latent(factors.shape[0], noise).z  # (num, noise_dim)
         cat = torch.from_numpy(factors[:, : self.n_cat].copy())  # (num, n_cat)
         cont = torch.from_numpy(self.centres[factors[:, self.n_cat :]])  # (num, n_cont)
         images = []
         with torch.inference_mode():
             for start in range(0, factors.shape[0], ENCODE_BATCH):
                 part = slice(start, start + ENCODE_BATCH)
-                latent = Latent(torch.from_numpy(z[part]).to(device), cat[part].to(device), cont[part].to(device))
+                latent = Latent(z[part].to(device), cat[part].to(device), cont[part].to(device))
                 images.append(self.model.generate(latent).cpu())
         if not images:
             return np.zeros((0, *self.observation_shape), dtype=np.float32)
         return ((torch.cat(images) + 1) / 2).clamp(0, 1).numpy()
 
 
+# ---------------------------------------------------------------------------------- ModelCentrality's phases
+@dataclass(frozen=True)
+class DesignTask:
+    """Render one model's generator design (picklable, for processes and Ray)."""
+
+    trial_id: str
+    checkpoint: str
+    seed: int
+    images_per_value: int
+    device: str = "cpu"
+
+
+@dataclass
+class DesignResult:
+    trial_id: str
+    design: metrics.CentralityDesign | None  # None if the model did not load
+    error: str = ""
+
+
+def render_design(task: DesignTask) -> DesignResult:
+    """The model's generator rendered on ModelCentrality's fixed design; never raises."""
+    try:
+        model = cached_model(task.checkpoint, task.device).model
+        with torch.inference_mode():
+            design = metrics.sample_centrality_design(
+                GeneratorData(model), np.random.default_rng(task.seed), images_per_value=task.images_per_value
+            )
+        return DesignResult(task.trial_id, design)
+    except Exception as err:  # noqa: BLE001 - one model's failure leaves it out of its pool, not the analysis
+        return DesignResult(task.trial_id, None, f"{task.trial_id}: {one_line(err)}")
+
+
+@dataclass(frozen=True)
+class EncodeTask:
+    """One model's Q reads the designs of its pool (observations (n, C, H, W) in [0, 1] per data trial)."""
+
+    trial_id: str
+    checkpoint: str
+    designs: tuple[tuple[str, np.ndarray], ...]
+    device: str = "cpu"
+
+
+@dataclass
+class EncodeResult:
+    trial_id: str
+    codes: dict[str, np.ndarray] | None  # data trial id -> (n, D) codes; None if the model did not load
+    error: str = ""
+
+
+def encode_designs(task: EncodeTask) -> EncodeResult:
+    """Q's codes (categorical argmaxes, continuous means) of every design; never raises."""
+    try:
+        represent = represent_fn(cached_model(task.checkpoint, task.device).model)
+        codes = {data_trial: metrics.represent_codes(represent, images) for data_trial, images in task.designs}
+        return EncodeResult(task.trial_id, codes)
+    except Exception as err:  # noqa: BLE001 - one model's failure leaves it out of its pool, not the analysis
+        return EncodeResult(task.trial_id, None, f"{task.trial_id}: {one_line(err)}")
+
+
 @dataclass(frozen=True)
 class PoolTask:
-    """One pool of models to compare (picklable, for processes and Ray)."""
+    """One pool of models to compare."""
 
-    name: str  # a group id, 'all' or 'all:<dataset>'
+    name: str  # 'all' or 'all:<dataset>'
     trial_ids: tuple[str, ...]
     checkpoints: tuple[str, ...]
     seed: int
@@ -101,17 +169,17 @@ class PoolTask:
 @dataclass
 class PoolResult:
     name: str
-    trial_ids: tuple[str, ...]
+    trial_ids: tuple[str, ...]  # the models scored (all of the pool's, or those left when the pool failed)
     scores: np.ndarray | None  # (M, M) S[i, j]: model j's Q on model i's generator; None if it failed
-    error: str = ""
+    error: str = ""  # why the pool failed, or why some models were left out of it
+    left_out: tuple[str, ...] = ()  # models that did not load or render: NaN, with `error` as their note
 
     @property
     def centrality(self) -> dict[str, float]:
         """trial id -> mean over the other models' data of its score (NaN if the pool failed)."""
         if self.scores is None:
             return dict.fromkeys(self.trial_ids, math.nan)
-        off = ~np.eye(len(self.trial_ids), dtype=bool)
-        values = (self.scores * off).sum(axis=0) / (len(self.trial_ids) - 1)
+        values = metrics.centrality_from_scores(self.scores).centrality
         return dict(zip(self.trial_ids, values.tolist()))
 
     def rows(self) -> list[dict[str, object]]:
@@ -125,28 +193,55 @@ class PoolResult:
         ]
 
 
-def score_pool(task: PoolTask) -> PoolResult:
-    """ModelCentrality's S matrix of the pool's models, on one thread; never raises (a failure leaves
-    NaN and a reason)."""
-    with single_threaded():
-        return _score_pool(task)
-
-
-def _score_pool(task: PoolTask) -> PoolResult:
-    try:
-        models = [cached_model(path, task.device).model for path in task.checkpoints]
-        c = task.counts
-        with torch.inference_mode():
-            result = metrics.compute_model_centrality(
-                [GeneratorData(m) for m in models], [represent_fn(m) for m in models],
-                np.random.default_rng(task.seed), batch_size=c.centrality_batch, num_train=c.centrality_train,
-                num_eval=c.centrality_eval, num_variance_estimate=c.centrality_variance,
-            )  # fmt: skip
-        return PoolResult(task.name, task.trial_ids, result.scores)
-    except Exception as err:  # noqa: BLE001 - one pool's failure must not lose the others
-        return PoolResult(
-            task.name, task.trial_ids, None, f"ModelCentrality of pool {task.name} failed: {one_line(err)}"
+def score_pools(tasks: Sequence[PoolTask], mapper: Mapper) -> list[PoolResult]:
+    """ModelCentrality's S matrix of each pool: designs rendered once per model, every Q of the pool
+    reading every design of it, the votes here. A model that fails to load or render is left out of
+    its pool (NaN and a reason); a pool left with fewer than two models fails (NaN for all)."""
+    keys = [(pool.name, tid) for pool in tasks for tid in pool.trial_ids]  # one per model of each pool
+    paths = [path for pool in tasks for path in pool.checkpoints]
+    by_key = {pool.name: pool for pool in tasks}
+    design_tasks = [
+        DesignTask(tid, path, seed_from(f"{name}|design"), by_key[name].counts.centrality_images_per_value,
+                   by_key[name].device)
+        for (name, tid), path in zip(keys, paths)
+    ]  # fmt: skip
+    designs = dict(zip(keys, mapper(render_design, design_tasks, "centrality: designs")))
+    encode_tasks = [
+        EncodeTask(tid, path, tuple((d, designs[(name, d)].design.observations) for d in by_key[name].trial_ids
+                                    if designs[(name, d)].design is not None), by_key[name].device)
+        for (name, tid), path in zip(keys, paths)
+    ]  # fmt: skip
+    encoded = dict(zip(keys, mapper(encode_designs, encode_tasks, "centrality: encoders")))
+    results = []
+    for pool in tasks:
+        ok = tuple(tid for tid in pool.trial_ids if not designs[(pool.name, tid)].error
+                   and not encoded[(pool.name, tid)].error)  # fmt: skip
+        errors = [r.error for tid in pool.trial_ids for r in (designs[(pool.name, tid)], encoded[(pool.name, tid)])
+                  if r.error]  # fmt: skip
+        if len(ok) < 2:
+            results.append(PoolResult(pool.name, pool.trial_ids, None,
+                                      f"ModelCentrality of pool {pool.name} failed: {errors[0]}"))  # fmt: skip
+            continue
+        c = pool.counts
+        scores = np.zeros((len(ok), len(ok)))
+        for i, data_trial in enumerate(ok):
+            design = designs[(pool.name, data_trial)].design
+            for j, rep_trial in enumerate(ok):
+                rng = np.random.default_rng(seed_from(f"{pool.name}|votes"))  # the same batches for every pair
+                scores[i, j] = metrics.centrality_score(
+                    encoded[(pool.name, rep_trial)].codes[data_trial], design, rng, batch_size=c.centrality_batch,
+                    num_train=c.centrality_votes, num_eval=c.centrality_votes,
+                )  # fmt: skip
+        note = f"left out of ModelCentrality's pool {pool.name}: {'; '.join(errors)}" if errors else ""
+        results.append(
+            PoolResult(pool.name, ok, scores, note, left_out=tuple(t for t in pool.trial_ids if t not in ok))
         )
+    return results
+
+
+def score_pool(task: PoolTask) -> PoolResult:
+    """One pool's ModelCentrality in this process."""
+    return score_pools([task], lambda fn, items, desc: [fn(item) for item in items])[0]
 
 
 def nmi_centrality(assignments: dict[str, np.ndarray]) -> dict[str, float]:
@@ -158,9 +253,7 @@ def nmi_centrality(assignments: dict[str, np.ndarray]) -> dict[str, float]:
     return dict(zip(ids, result.centrality.tolist()))
 
 
-Mapper = Callable[[Callable[[Any], Any], Sequence[Any], str], list[Any]]  # (fn, items, progress label) -> results
-
-
+# ---------------------------------------------------------------------------------- the pools and the pick
 @dataclass(frozen=True)
 class Member:
     """A scored model with codes, as selection sees it."""
@@ -171,13 +264,15 @@ class Member:
     checkpoint: str
     reference: str  # which reference images `assignments` label (models of the same data share them)
     assignments: np.ndarray | None  # (n,) first categorical code of the reference images
-    rank: float  # higher is kept first when the `all` pool is capped (NaN last): mi/final
+    mi: float  # final mi/cat (NaN: none): the candidates' bar
+    signals: dict[str, float]  # the model's own selection/q_* values (NaN where not measured)
 
 
 @dataclass
 class Selection:
-    centrality: dict[str, float]  # trial id -> ModelCentrality in its `all` pool
-    nmi: dict[str, float]  # trial id -> mean pairwise NMI in its `all` pool
+    candidates: set[str]  # trial ids that passed the bar, in a pool or not (the pick chooses among these)
+    centrality: dict[str, float]  # trial id -> ModelCentrality in its pool
+    nmi: dict[str, float]  # trial id -> mean pairwise NMI in its pool
     rows: list[dict[str, Any]]  # selection.parquet rows of every pool
     notes: dict[str, list[str]]  # trial id -> pools that failed
 
@@ -185,34 +280,27 @@ class Selection:
 def select_models(
     members: list[Member], *, counts: ScoringCounts, max_models: int, device: str, mapper: Mapper
 ) -> Selection:
-    """Per image kind: ModelCentrality within each group (its seeds) picks the group's most central
-    seed; the `all` pool compares those representatives (with a single group: its seeds). The
-    per-trial centrality and NMI are those of the `all` pool, the candidates of one label-free pick."""
-    by_kind: dict[str, dict[str, list[Member]]] = {}
+    """Per image kind, one pool of the candidates (final MI >= MIN_CANDIDATE_MI), capped at
+    `max_models` by CAP_SIGNAL (then final MI): ModelCentrality and the pairwise NMI within it."""
+    by_kind: dict[str, list[Member]] = {}
     for member in sorted(members, key=lambda m: m.trial_id):
-        by_kind.setdefault(member.images, {}).setdefault(member.group, []).append(member)
-    group_tasks = [
-        _task(name, ms, counts, device)
-        for groups in by_kind.values() if len(groups) > 1
-        for name, ms in sorted(groups.items()) if len(ms) >= 2
-    ]  # fmt: skip
-    group_results = mapper(score_pool, group_tasks, "centrality: groups")
-    within = {tid: value for result in group_results for tid, value in result.centrality.items()}
-
-    def most_central(ms: list[Member]) -> Member:
-        return min(ms, key=lambda m: (_descending(within.get(m.trial_id, math.nan)), m.trial_id))
-
+        by_kind.setdefault(member.images, []).append(member)
+    candidates = {m.trial_id for m in members if m.mi >= MIN_CANDIDATE_MI}  # (NaN fails the bar)
     pools: dict[str, list[Member]] = {}
-    for kind, groups in sorted(by_kind.items()):
-        candidates = (
-            [most_central(ms) for _, ms in sorted(groups.items())] if len(groups) > 1 else next(iter(groups.values()))
+    for kind, kind_members in sorted(by_kind.items()):
+        ranked = sorted(
+            (m for m in kind_members if m.trial_id in candidates),
+            key=lambda m: (_descending(m.signals.get(CAP_SIGNAL, math.nan)), _descending(m.mi), m.trial_id),
         )
-        informative = [m for m in candidates if m.rank >= MIN_CANDIDATE_MI]  # (NaN fails the bar)
-        ranked = sorted(informative, key=lambda m: (_descending(m.rank), m.group, m.trial_id))
         if len(ranked) >= 2:
             pools["all" if len(by_kind) == 1 else f"all:{kind}"] = sorted(ranked[:max_models], key=lambda m: m.trial_id)
-    all_results = mapper(score_pool, [_task(name, ms, counts, device) for name, ms in pools.items()], "centrality: all")
-    centrality = {tid: value for result in all_results for tid, value in result.centrality.items()}
+    tasks = [
+        PoolTask(name, tuple(m.trial_id for m in ms), tuple(m.checkpoint for m in ms),
+                 seed_from(name + "|" + "|".join(m.trial_id for m in ms)), counts, device)
+        for name, ms in pools.items()
+    ]  # fmt: skip
+    results = score_pools(tasks, mapper) if tasks else []
+    centrality = {tid: value for result in results for tid, value in result.centrality.items()}
     nmi: dict[str, float] = {}
     for ms in pools.values():
         for reference in sorted({m.reference for m in ms}):
@@ -221,21 +309,31 @@ def select_models(
             }
             if len(assignments) >= 2:
                 nmi.update(nmi_centrality(assignments))
-    results = [*group_results, *all_results]
     notes: dict[str, list[str]] = {}
     for result in results:
-        for tid in result.trial_ids if result.error else ():
+        for tid in result.trial_ids if result.scores is None else result.left_out:
             notes.setdefault(tid, []).append(result.error)
-    return Selection(centrality, nmi, [row for result in results for row in result.rows()], notes)
+            centrality.setdefault(tid, math.nan)
+    return Selection(candidates, centrality, nmi, [row for result in results for row in result.rows()], notes)
 
 
-def _task(name: str, members: Sequence[Member], counts: ScoringCounts, device: str) -> PoolTask:
-    ids = tuple(m.trial_id for m in members)
-    return PoolTask(
-        name, ids, tuple(m.checkpoint for m in members), seed_from(name + "|" + "|".join(ids)), counts, device
-    )
+def pick_score(trial_id: str, values: dict[str, float], selection: Selection) -> float:
+    """`selection/score` of a trial from its selection/* values: PICK_SIGNAL for a candidate, NaN
+    for the others."""
+    return values.get(PICK_SIGNAL, math.nan) if trial_id in selection.candidates else math.nan
 
 
 def _descending(value: float) -> float:
     """Sort key: larger values first, NaN last."""
     return -value if math.isfinite(value) else math.inf
+
+
+def label_free_pick(scores: dict[str, float]) -> tuple[str, tuple[str, ...]]:
+    """The pick among trial id -> selection/score (NaN: not a candidate): the highest score, and
+    every trial that ties with it (itself included; ids in order). ('', ()) when none has a score."""
+    scored = {tid: value for tid, value in scores.items() if math.isfinite(value)}
+    if not scored:
+        return "", ()
+    best = max(scored.values())
+    tied = tuple(sorted(tid for tid, value in scored.items() if value == best))
+    return tied[0], tied

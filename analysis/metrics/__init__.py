@@ -17,8 +17,10 @@ helper (the ground-truth interface is re-exported here).
 from __future__ import annotations
 
 from analysis.metrics._sampling import GroundTruthData, RepresentationFn
+from analysis.metrics._sampling import represent as represent_codes
 from analysis.metrics.beta_vae import compute_beta_vae
 from analysis.metrics.clustering import compute_clustering_scores
+from analysis.metrics.code_usage import compute_code_usage
 from analysis.metrics.dci import compute_dci
 from analysis.metrics.factor_vae import compute_factor_vae, compute_factor_vae_many
 from analysis.metrics.failure_flags import compute_failure_flags
@@ -32,7 +34,15 @@ from analysis.metrics.generator_codes import (
 )
 from analysis.metrics.mi_curve import compute_mi_curve_summary
 from analysis.metrics.mig import compute_mig
-from analysis.metrics.model_centrality import CentralityResult, compute_model_centrality, mean_pairwise_nmi
+from analysis.metrics.model_centrality import (
+    CentralityDesign,
+    CentralityResult,
+    centrality_from_scores,
+    centrality_score,
+    compute_model_centrality,
+    mean_pairwise_nmi,
+    sample_centrality_design,
+)
 from analysis.metrics.quality import (
     FeatureClassifier,
     compute_sample_quality,
@@ -45,6 +55,7 @@ from analysis.metrics.quality import (
 from analysis.metrics.sap import compute_sap
 
 __all__ = [
+    "CentralityDesign",
     "CentralityResult",
     "FactorReader",
     "FeatureClassifier",
@@ -52,8 +63,11 @@ __all__ = [
     "RepresentationFn",
     "TraverseFn",
     "UNREADABLE",
+    "centrality_from_scores",
+    "centrality_score",
     "compute_beta_vae",
     "compute_clustering_scores",
+    "compute_code_usage",
     "compute_dci",
     "compute_factor_vae",
     "compute_factor_vae_many",
@@ -72,4 +86,6 @@ __all__ = [
     "mean_pairwise_nmi",
     "predict_classes",
     "purity_per_category",
+    "represent_codes",
+    "sample_centrality_design",
 ]

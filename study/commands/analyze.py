@@ -42,10 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="score in N local processes (default 0: in this process)")  # fmt: skip
     p.add_argument("--no-selection", action="store_true",
-                   help="skip the label-free selection (ModelCentrality: FactorVAE over every pair of models, the "
-                        "costly part of the full protocol); selection.parquet is then empty")  # fmt: skip
-    p.add_argument("--centrality-max-models", type=int, default=12, metavar="M",
-                   help="at most M configuration groups in the ModelCentrality pool `all` (default 12)")  # fmt: skip
+                   help="skip the population's label-free signals (ModelCentrality: FactorVAE over every pair of "
+                        "models; agreement between seeds); selection.parquet is then empty")  # fmt: skip
+    p.add_argument("--centrality-max-models", type=int, default=16, metavar="M",
+                   help="at most M models in the population that ModelCentrality compares (its cost grows as "
+                        "M^2; the most balanced candidates first) (default 16)")  # fmt: skip
+    p.add_argument("--label-free-only", action="store_true",
+                   help="use no labels: only the label-free selection signals (for data without labels); the "
+                        "report then ranks by them and says so")  # fmt: skip
     p.add_argument("--data-root", metavar="DIR", help="read datasets from DIR instead of each trial's data_root")
     p.add_argument("--device", default="cpu", help="score on cpu (default), cuda or auto (not with --address)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -94,6 +98,7 @@ def _analyze(args: argparse.Namespace, experiment_path: Any, *, out: str | None,
         files = analyze_experiment(
             experiment, out=out, checkpoint=args.checkpoint, counts=QUICK if args.quick else FULL,
             centrality_max_models=args.centrality_max_models, selection=not args.no_selection,
+            labels=not args.label_free_only,
             data_root=args.data_root, device=device, cache=cache,
             mapper=mapper or (lambda fn, items, desc: serial_map(fn, items, desc, progress=progress)),
         )  # fmt: skip
@@ -118,8 +123,10 @@ def _mapper(args: argparse.Namespace, progress: bool) -> Iterator[Mapper | None]
     if args.address:
         yield _ray_mapper(args.address, progress)
     elif args.workers:
+        from analysis.scoring import one_thread_worker
+
         context = multiprocessing.get_context("spawn")  # no fork after torch has started its threads
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, initializer=one_thread_worker) as pool:
             yield lambda fn, items, desc: _pool_map(pool, fn, items, desc, progress)
     else:
         yield None

@@ -23,6 +23,7 @@ import pytest
 from analysis.collect import analyze_experiment, check_scorable
 from analysis.schema import METADATA_KEY, SCHEMA_VERSION, SCHEMAS, read_table
 from analysis.scoring import QUICK
+from analysis.selection import MIN_CANDIDATE_MI, PICK_SIGNAL
 from analysis.tune_folder import read_experiment
 from benchmarks.analyze_report import make_synthetic_experiment
 from study.cli import main
@@ -138,18 +139,23 @@ def test_mi_summaries_and_curves_follow_result_json(analysed):
     )  # 7 full trials, the errored one, the diverged one
 
 
-def test_selection_pools_and_per_trial_centrality(analysed):
+def test_the_population_pool_and_the_label_free_signals(analysed):
     _, tables = analysed
     trials, selection = tables["trials"].set_index("trial_id"), tables["selection"]
-    group = trials.loc[IDS[4], "group"]
-    in_group = selection[selection["pool"] == group]
-    assert len(in_group) == 9 and set(in_group["data_trial"]) == {IDS[4], IDS[6], IDS[7]}  # the scored seeds
-    pool = selection[selection["pool"] == "all"]
-    assert len(pool) == 4 and IDS[8] in set(pool["rep_trial"])  # the groups' representatives
-    members = sorted(set(pool["rep_trial"]))
-    assert trials.loc[members, "selection/centrality"].notna().all()
-    assert trials.drop(index=members)["selection/centrality"].isna().all()
+    coded = trials[(trials["model_kind"] != "gan") & trials["checkpoint"].ne("")]
+    candidates = sorted(coded.index[coded["mi/final"] >= MIN_CANDIDATE_MI])
+    assert len(candidates) >= 2 and set(selection["pool"]) == {"all"}
+    assert sorted(set(selection["rep_trial"])) == candidates and len(selection) == len(candidates) ** 2
+    assert trials.loc[candidates, "selection/centrality"].notna().all()
+    assert trials.drop(index=candidates)["selection/centrality"].isna().all()
     assert ((selection["factor_vae"] >= 0) & (selection["factor_vae"] <= 1)).all()
+    # the per-model signals of every scored model with a categorical code, candidate or not
+    for column in ("selection/q_balance", "selection/q_confidence", "selection/q_info"):
+        assert coded[column].between(0, 1).all() and trials.loc[VANILLA, column].isna().all(), column
+    # the pick's score: PICK_SIGNAL on the candidates only
+    score = trials["selection/score"]
+    assert score.notna().sum() == len(candidates)
+    assert (score[candidates] == trials.loc[candidates, PICK_SIGNAL]).all()
 
 
 def test_a_rerun_writes_the_same_values(analysed, capsys):
@@ -241,20 +247,21 @@ def test_checkpoints_deleted_after_the_study_warn_or_refuse(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("low", [0.2, math.nan])
-def test_a_model_whose_code_carries_no_information_is_no_label_free_candidate(low):
+def test_a_model_whose_code_carries_no_information_is_no_label_free_candidate(low, monkeypatch):
     """The `all` pool (the label-free pick's candidates) admits only models whose final MI bound
     reaches MIN_CANDIDATE_MI: a lambda = 0 model's Q cannot read its code back, and ModelCentrality
     alone would happily pick it."""
     from analysis.selection import MIN_CANDIDATE_MI, Member, PoolResult, select_models
 
     ranks = {"a": 0.9, "b": 0.8, "c": low, "d": MIN_CANDIDATE_MI}
-    members = [Member(t, f"g{t}", "mnist28", f"/ckpt/{t}", "ref", None, r) for t, r in ranks.items()]
+    members = [Member(t, f"g{t}", "mnist28", f"/ckpt/{t}", "ref", None, r, {}) for t, r in ranks.items()]
     pools: list[tuple[str, tuple[str, ...]]] = []
 
-    def mapper(fn, tasks, label):
+    def score_pools(tasks, mapper):
         pools.extend((t.name, t.trial_ids) for t in tasks)
         return [PoolResult(t.name, t.trial_ids, np.full((len(t.trial_ids),) * 2, 0.5)) for t in tasks]
 
-    chosen = select_models(members, counts=QUICK, max_models=8, device="cpu", mapper=mapper)
-    assert pools == [("all", ("a", "b", "d"))]  # one seed per group: no group pools; `c` kept out
-    assert set(chosen.centrality) == {"a", "b", "d"}
+    monkeypatch.setattr("analysis.selection.score_pools", score_pools)
+    chosen = select_models(members, counts=QUICK, max_models=8, device="cpu", mapper=None)
+    assert pools == [("all", ("a", "b", "d"))]  # `c` kept out
+    assert set(chosen.centrality) == {"a", "b", "d"} and chosen.candidates == {"a", "b", "d"}

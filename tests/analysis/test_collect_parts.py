@@ -122,11 +122,17 @@ def test_a_pool_scores_every_pair_and_a_broken_pool_reports_why(tmp_path):
                                                               "factor_vae": result.scores[0, 1]}  # fmt: skip
     broken = score_pool(PoolTask("g2", ("a", "x"), (paths[0], str(tmp_path / "missing")), 0, QUICK))
     assert broken.rows() == [] and math.isnan(broken.centrality["a"])
-    assert broken.error.startswith("ModelCentrality of pool g2 failed: BadInputError: no checkpoint at")
+    assert broken.error.startswith("ModelCentrality of pool g2 failed: x: BadInputError: no checkpoint at")
+    # a model that does not load is left out; the others are still compared, with the same values
+    partial = score_pool(PoolTask("g1", ("a", "b", "c", "x"), (*paths, str(tmp_path / "missing")), 0, QUICK))
+    assert partial.trial_ids == ("a", "b", "c") and partial.left_out == ("x",)
+    assert partial.scores.tolist() == result.scores.tolist()  # common random numbers: unchanged by x
+    assert partial.error.startswith("left out of ModelCentrality's pool g1: x: BadInputError: no checkpoint at")
 
 
-def _member(tid: str, group: str, rank: float, images: str = "basicprop-line") -> Member:
-    return Member(tid, group, images, f"/ckpt/{tid}", images, np.arange(20) % (1 + int(tid[-1])), rank)
+def _member(tid: str, group: str, mi: float, images: str = "basicprop-line", balance: float = 0.9) -> Member:
+    return Member(tid, group, images, f"/ckpt/{tid}", images, np.arange(20) % (1 + int(tid[-1])), mi,
+                  {"selection/q_balance": balance})  # fmt: skip
 
 
 @pytest.fixture
@@ -134,12 +140,12 @@ def fake_pools(monkeypatch: pytest.MonkeyPatch) -> list[PoolTask]:
     """Replace ModelCentrality by a known matrix: model j scores j / 10 on every other model's data."""
     seen: list[PoolTask] = []
 
-    def fake(task: PoolTask) -> PoolResult:
-        seen.append(task)
-        m = len(task.trial_ids)
-        return PoolResult(task.name, task.trial_ids, np.tile(np.arange(m) / 10, (m, 1)))
+    def fake(tasks: list[PoolTask], mapper) -> list[PoolResult]:
+        seen.extend(tasks)
+        return [PoolResult(t.name, t.trial_ids, np.tile(np.arange(len(t.trial_ids)) / 10, (len(t.trial_ids), 1)))
+                for t in tasks]  # fmt: skip
 
-    monkeypatch.setattr(selection, "score_pool", fake)
+    monkeypatch.setattr(selection, "score_pools", fake)
     return seen
 
 
@@ -147,33 +153,28 @@ def serial(fn, items, desc):
     return [fn(item) for item in items]
 
 
-def test_the_all_pool_holds_each_groups_most_central_seed_capped_by_mi(fake_pools):
-    members = [_member("a0", "gA", 0.9), _member("a1", "gA", 0.9), _member("b0", "gB", 0.6), _member("b1", "gB", 0.6),
-               _member("c0", "gC", 0.55), _member("e0", "gE", 0.52), _member("d0", "gD", math.nan)]  # fmt: skip
+def test_the_pool_holds_every_candidate_capped_by_balance_then_mi(fake_pools):
+    members = [_member("a0", "gA", 0.9, balance=0.99), _member("a1", "gA", 0.9, balance=0.95),
+               _member("b0", "gB", 0.6, balance=0.99), _member("b1", "gB", 0.8, balance=math.nan),
+               _member("c0", "gC", 0.55, balance=0.97), _member("d0", "gD", math.nan, balance=1.0)]  # fmt: skip
     result = select_models(members, counts=QUICK, max_models=3, device="cpu", mapper=serial)
-    assert [(t.name, t.trial_ids) for t in fake_pools] == [
-        ("gA", ("a0", "a1")), ("gB", ("b0", "b1")),  # groups of one seed need no pool
-        ("all", ("a1", "b1", "c0")),  # the second seed is the more central; gE falls off the cap, gD has no MI
-    ]  # fmt: skip
-    assert result.centrality == pytest.approx({"a1": 0.0, "b1": 0.1, "c0": 0.2})
-    assert set(result.nmi) == {"a1", "b1", "c0"} and {row["pool"] for row in result.rows} == {"gA", "gB", "all"}
+    # the three most balanced candidates (a0 and b0 tie on balance: higher MI first); d0 has no MI bound
+    assert [(t.name, t.trial_ids) for t in fake_pools] == [("all", ("a0", "b0", "c0"))]
+    assert result.centrality == pytest.approx({"a0": 0.0, "b0": 0.1, "c0": 0.2})
+    assert result.candidates == {"a0", "a1", "b0", "b1", "c0"}  # the pick chooses among all of them
+    assert set(result.nmi) == {"a0", "b0", "c0"} and {row["pool"] for row in result.rows} == {"all"}
 
 
 def test_a_model_whose_code_carries_no_information_is_no_candidate(fake_pools):
     """A lambda = 0 model (final MI bound ~0: its Q cannot read the code back from G's images) stays
-    out of the `all` pool, however its Q fares on the other generators."""
+    out of the pool, however its Q fares on the other generators."""
     members = [_member("a0", "gA", 0.95), _member("b0", "gB", 0.9), _member("z0", "gZ", 0.02)]
     result = select_models(members, counts=QUICK, max_models=12, device="cpu", mapper=serial)
     assert [(t.name, t.trial_ids) for t in fake_pools] == [("all", ("a0", "b0"))]
-    assert "z0" not in result.centrality
+    assert "z0" not in result.centrality and "z0" not in result.candidates
 
 
-def test_a_single_group_is_its_own_all_pool_and_datasets_are_not_mixed(fake_pools):
-    result = select_models([_member("a0", "gA", 0.7), _member("a1", "gA", 0.7), _member("a2", "gA", 0.7)],
-                           counts=QUICK, max_models=12, device="cpu", mapper=serial)  # fmt: skip
-    assert [(t.name, t.trial_ids) for t in fake_pools] == [("all", ("a0", "a1", "a2"))]
-    assert set(result.centrality) == {"a0", "a1", "a2"}
-    fake_pools.clear()
+def test_datasets_are_not_mixed(fake_pools):
     members = [_member("a0", "gA", 0.7), _member("b0", "gB", 0.7), _member("s0", "gS", 0.7, "sprites"),
                _member("s1", "gT", 0.7, "sprites")]  # fmt: skip
     select_models(members, counts=QUICK, max_models=12, device="cpu", mapper=serial)

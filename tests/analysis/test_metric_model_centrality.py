@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from analysis.metrics import compute_model_centrality, mean_pairwise_nmi
-from analysis.metrics.model_centrality import _centrality
+from analysis.metrics import centrality_from_scores, centrality_score, sample_centrality_design
 from trainables.errors import BadInputError
 
 NUM_VALUES = 6
@@ -55,9 +55,9 @@ def test_centrality_selects_the_disentangled_model() -> None:
         [ModelData(lost) for lost in models],
         [encoder(lost) for lost in models],
         np.random.default_rng(0),
+        images_per_value=16,
         num_train=200,
         num_eval=200,
-        num_variance_estimate=1000,
     )
     assert result.scores.shape == (4, 4)
     assert result.scores[1, 1] == 1.0  # the good model reads its own codes perfectly
@@ -68,7 +68,7 @@ def test_centrality_selects_the_disentangled_model() -> None:
 
 def test_centrality_core_excludes_the_diagonal() -> None:
     scores = np.array([[9.0, 0.2, 0.4], [0.6, 9.0, 0.8], [1.0, 0.0, 9.0]])
-    result = _centrality(scores)
+    result = centrality_from_scores(scores)
     np.testing.assert_allclose(result.centrality, [0.8, 0.1, 0.6])
     assert result.best == 0
     assert result.mean == pytest.approx(0.5)
@@ -90,3 +90,31 @@ def test_mismatched_inputs_raise() -> None:
         compute_model_centrality([ModelData(None)], [encoder(None)], np.random.default_rng(0))
     with pytest.raises(BadInputError, match="M >= 2"):
         mean_pairwise_nmi(np.zeros((1, 5), dtype=int))
+
+
+def test_the_design_fixes_one_factor_value_per_cell_and_draws_the_rest():
+    design = sample_centrality_design(ModelData(None), np.random.default_rng(0), images_per_value=8)
+    cells = 3 * NUM_VALUES
+    assert design.observations.shape == (cells * 8, 3, 1, 1) and design.per_cell == 8
+    assert design.cell_factor.tolist() == [k for k in range(3) for _ in range(NUM_VALUES)]
+    world = design.observations.reshape(cells, 8, 3)  # (cells, images, factors)
+    for c in range(cells):
+        k, v = divmod(c, NUM_VALUES)
+        assert (world[c, :, k] == v).all()  # the cell's factor is fixed at its value
+        assert all(len(np.unique(world[c, :, f])) > 1 for f in range(3) if f != k)  # the others vary
+
+
+def test_a_perfect_encoder_scores_one_and_a_constant_one_zero():
+    design = sample_centrality_design(ModelData(None), np.random.default_rng(1), images_per_value=16)
+    codes = design.observations.reshape(len(design.observations), 3).astype(np.float64)
+    assert centrality_score(codes, design, np.random.default_rng(0)) == 1.0
+    assert centrality_score(np.zeros_like(codes), design, np.random.default_rng(0)) == 0.0
+    with pytest.raises(BadInputError, match="exceeds half a design cell"):
+        centrality_score(codes, design, np.random.default_rng(0), batch_size=9)
+
+
+def test_identical_models_tie_exactly():
+    """Common random numbers: every generator renders from the same draws and every pair votes on
+    the same batches, so copies of one model get the same centrality to the last digit."""
+    result = compute_model_centrality([ModelData(0)] * 3, [encoder(0)] * 3, np.random.default_rng(0))
+    assert result.centrality[0] == result.centrality[1] == result.centrality[2]
