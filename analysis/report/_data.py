@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.schema import FLAG_COLUMNS, SCHEMAS, read_table
+from analysis.schema import FLAG_COLUMNS, SCHEMAS, read_analysis, read_table
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 
@@ -23,21 +23,26 @@ FD = "quality/fd"  # Frechet distance in the project classifier's features, lowe
 Q_REAL = "q/real_hungarian_acc"  # Q's clustering of real held-out images (the paper's protocol), shown beside
 MI = "mi/final"  # the MI bound at the end of training, shown beside
 CENTRALITY = "selection/centrality"  # ModelCentrality (InfoGAN-CR), label-free
+PICK = "selection/score"  # what the label-free pick maximises (analyze's PICK_SIGNAL, on the candidates)
 CHECK = DIS  # what the label-free pick is checked against: the generator-side score
-FAILED_STATUSES = ("diverged", "error")
+FAILED_STATUSES = ("diverged", "error")  # failed: the run itself broke; a finished run with a flag is flagged
 NOT_HYPERPARAMETERS = ("seed",)  # vary across the repeats of one configuration by design
+SUCCESS_THRESHOLD = 0.9  # a seed succeeds when gen/cat_acc reaches this (report --success-threshold)
 
 
 @dataclass(frozen=True)
 class ReportTables:
-    """The analysed experiment. `trials` has the TRIALS_SCHEMA columns plus a bool `failed`."""
+    """The analysed experiment. `trials` has the TRIALS_SCHEMA columns plus bools `failed` and `flagged`."""
 
     experiment: str  # display name
     folder: Path  # the folder holding the tables (relative checkpoint paths start here)
-    trials: pd.DataFrame  # (num_trials, 68 + 1)
+    trials: pd.DataFrame  # (num_trials, TRIALS_SCHEMA + 2)
     curves: pd.DataFrame  # long: trial_id, step, metric, value
     selection: pd.DataFrame  # long: pool, data_trial, rep_trial, factor_vae (may be empty)
     common: str = ""  # settings shared by every group, cut from the group labels ("k=v k=v")
+    labels: bool = True  # False: analyzed with --label-free-only (ranked by the label-free score)
+    pick_signal: str = ""  # the selection/* column the label-free pick maximises ('' if not recorded)
+    success_threshold: float = SUCCESS_THRESHOLD
 
 
 def check_experiment(experiment: str | Path) -> Path:
@@ -50,10 +55,12 @@ def check_experiment(experiment: str | Path) -> Path:
     return experiment
 
 
-def load_tables(experiment: str | Path) -> ReportTables:
+def load_tables(experiment: str | Path, *, success_threshold: float = SUCCESS_THRESHOLD) -> ReportTables:
     """Read trials, curves and (if present) selection; refuse other schema versions or no trials."""
     folder = check_experiment(experiment)
-    trials = read_table("trials", folder / "trials.parquet").to_pandas()
+    table = read_table("trials", folder / "trials.parquet")
+    how = read_analysis(table)
+    trials = table.to_pandas()
     if trials.empty:
         raise BadInputError(f"{folder / 'trials.parquet'} has no trials; run some trials, then `infogan-study analyze`")
     curves = read_table("curves", folder / "curves.parquet").to_pandas()
@@ -70,9 +77,11 @@ def load_tables(experiment: str | Path) -> ReportTables:
     labels = trials["group_label"].where(trials["group_label"] != "", trials["group"])
     trials["group_label"], common = shorten_labels(labels)
     trials["failed"] = is_failed(trials)
+    trials["flagged"] = ~trials["failed"] & (trials["failure_reason"] != "")
     names = trials["experiment"].dropna().unique()
     name = str(names[0]) if len(names) == 1 else folder.resolve().name
-    return ReportTables(name, folder, trials.reset_index(drop=True), curves, selection, common)
+    return ReportTables(name, folder, trials.reset_index(drop=True), curves, selection, common,
+                        bool(how.get("labels", True)), str(how.get("pick_signal", "")), success_threshold)  # fmt: skip
 
 
 def shorten_labels(labels: pd.Series) -> tuple[pd.Series, str]:
@@ -96,8 +105,15 @@ def shorten_labels(labels: pd.Series) -> tuple[pd.Series, str]:
 
 
 def is_failed(trials: pd.DataFrame) -> pd.Series:
-    """A trial failed if it diverged or errored, or a failure flag was raised (failure_reason)."""
-    return trials["status"].isin(FAILED_STATUSES) | (trials["failure_reason"].fillna("") != "")
+    """A trial failed if its run broke: it diverged or errored. One that finished with a failure flag
+    (MI stuck, D over-confident, mode collapse) is flagged, not failed."""
+    return trials["status"].isin(FAILED_STATUSES)
+
+
+def ranking_score(tables: ReportTables) -> str:
+    """The column configurations are ranked by: the generator-side score, or without labels the
+    label-free pick's score."""
+    return DIS if tables.labels else PICK
 
 
 def varying_params(trials: pd.DataFrame) -> list[str]:
@@ -117,9 +133,9 @@ def resolve_checkpoint(tables: ReportTables, checkpoint: str) -> Path | None:
     return path if path.is_absolute() else tables.folder / path
 
 
-def group_order(trials: pd.DataFrame) -> list[str]:
-    """Group ids, best first: mean disentanglement across seeds (descending), then mean FD
-    (ascending); groups without a score go last."""
-    means = trials.groupby("group", sort=False)[[DIS, FD]].mean()
-    means = means.assign(_neg_dis=-means[DIS]).sort_values(["_neg_dis", FD], na_position="last", kind="stable")
+def group_order(trials: pd.DataFrame, score: str = DIS) -> list[str]:
+    """Group ids, best first: mean `score` across seeds (descending), then mean FD (ascending);
+    groups without a score go last."""
+    means = trials.groupby("group", sort=False)[[score, FD]].mean()
+    means = means.assign(_neg=-means[score]).sort_values(["_neg", FD], na_position="last", kind="stable")
     return [str(g) for g in means.index]

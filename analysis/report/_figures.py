@@ -5,7 +5,8 @@ holds the data (what the tests check), `get_x_plot(info) -> go.Figure` only draw
 - hyperparameter importance by Optuna's fANOVA and PED-ANOVA evaluators on an in-memory study;
 - the categorical MI curves (mi/cat, normalised by H(c)) per configuration: mean and seed range;
 - disentanglement vs FD per trial with the Pareto front (max disentanglement, min FD);
-- ModelCentrality's agreement matrix (selection.parquet), which explains the label-free pick.
+- ModelCentrality's agreement matrix (selection.parquet), one of the label-free signals;
+- every seed of every configuration (the ranking score and FD) as boxes with all points.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative
 
-from analysis.report._data import DIS, FD, ReportTables, group_order, varying_params
+from analysis.report._data import DIS, FD, ReportTables, group_order, ranking_score, varying_params
+from analysis.report._population import PopulationInfo
 from analysis.report._sections import pick_trial
 from trainables.config import InfoGANConfig
 
@@ -169,7 +171,7 @@ def get_mi_curves_info(tables: ReportTables, metric: str = "mi/cat") -> MICurves
     curves = tables.curves[tables.curves["metric"] == metric]
     curves = curves[np.isfinite(curves["value"])].merge(tables.trials[["trial_id", "group", "group_label"]])
     bands = []
-    order = group_order(tables.trials)
+    order = group_order(tables.trials, ranking_score(tables))
     for group in order:
         g = curves[curves["group"] == group]
         if g.empty:
@@ -281,4 +283,30 @@ def get_centrality_matrix_plot(info: CentralityMatrixInfo) -> go.Figure:
                       xaxis_title="model j, its Q judged; centrality = column mean off the diagonal",
                       yaxis_title="model i, its generator's data", yaxis_autorange="reversed",
                       height=260 + 36 * len(names), width=max(720, 320 + 60 * len(names)))  # fmt: skip
+    return fig
+
+
+# ---------------------------------------------------------------------------------- seed populations
+def get_population_plot(info: PopulationInfo) -> go.Figure:
+    """Every seed of every configuration (ranking order, best on top): the ranking score and FD,
+    as boxes with all points, and the success threshold."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=(f"{info.score} per seed (higher is better)", f"{FD} per seed (lower is better)"))  # fmt: skip
+    groups = info.groups[::-1]  # plotly draws categories bottom-up
+    for i, g in enumerate(groups):
+        color = PALETTE[(len(groups) - 1 - i) % len(PALETTE)]
+        for col, values in ((1, g.scores), (2, g.fd)):
+            if not values:
+                continue
+            fig.add_box(x=values, y=[g.label] * len(values), name=g.label, orientation="h", boxpoints="all",
+                        jitter=0.4, pointpos=0, marker={"color": color, "size": 8}, line={"color": color},
+                        fillcolor="rgba(0,0,0,0)", showlegend=False, row=1, col=col,
+                        text=g.trial_ids if col == 1 else None, hoverinfo="x+text" if col == 1 else "x")  # fmt: skip
+    if info.labels:
+        fig.add_vline(x=info.threshold, line={"dash": "dash", "color": "black"}, row=1, col=1,
+                      annotation_text=f"success ≥ {info.threshold:g}")  # fmt: skip
+    fig.update_xaxes(type="log", row=1, col=2)
+    fig.update_layout(height=160 + 46 * len(groups), margin={"l": 260}, title="Every seed of every configuration")
     return fig

@@ -1,5 +1,6 @@
 """Latent traversal grids in the report: what the best configurations (the top groups' best
-trials) and one failed trial actually generate, as in the InfoGAN paper's figures.
+trials), the label-free pick and one failed or flagged trial actually generate, as in the InfoGAN
+paper's figures.
 
 The one place the report reads something other than parquet: each chosen trial's `checkpoint`
 is rebuilt with `trainables.checkpoint.load_model` and drawn with
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
-from analysis.report._data import FAILED_STATUSES, ReportTables, group_order, resolve_checkpoint
-from analysis.report._sections import best_trial_of
+from analysis.report._data import FAILED_STATUSES, ReportTables, group_order, ranking_score, resolve_checkpoint
+from analysis.report._sections import best_trial_of, pick_trial
 from trainables.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -49,18 +50,25 @@ class TraversalInfo(NamedTuple):
     note: str  # why the section is empty ('' otherwise)
 
 
-def _chosen(trials: pd.DataFrame, *, top: int) -> list[tuple[str, pd.Series]]:
-    """(role, trial row) for the best trial of the `top` best groups, then one other, failed trial
-    (diverged/errored before flagged; one with a checkpoint first)."""
+def _chosen(tables: ReportTables, *, top: int) -> list[tuple[str, pd.Series]]:
+    """(role, trial row) for the best trial of the `top` best groups, the label-free pick if it is
+    not among them, then one other failed or flagged trial (diverged/errored first; one with a
+    checkpoint first)."""
+    trials, score = tables.trials, ranking_score(tables)
     chosen = []
-    for rank, group in enumerate(group_order(trials), 1):
-        best = best_trial_of(trials[trials["group"] == group])
+    for rank, group in enumerate(group_order(trials, score), 1):
+        best = best_trial_of(trials[trials["group"] == group], score)
         if best and len(chosen) < top:
             chosen.append((f"#{rank} configuration", trials[trials["trial_id"] == best].iloc[0]))
-    failed = trials[trials["failed"] & ~trials["trial_id"].isin([row["trial_id"] for _, row in chosen])]
-    if not failed.empty:
-        key = (failed["checkpoint"] == "").astype(int) * 2 + (~failed["status"].isin(FAILED_STATUSES)).astype(int)
-        chosen.append(("failed", failed.loc[key.sort_values(kind="stable").index[0]]))
+    pick = pick_trial(trials)
+    if pick and pick not in {row["trial_id"] for _, row in chosen}:
+        chosen.append(("label-free pick", trials[trials["trial_id"] == pick].iloc[0]))
+    shown = {row["trial_id"] for _, row in chosen}
+    problems = trials[(trials["failed"] | trials["flagged"]) & ~trials["trial_id"].isin(shown)]
+    if not problems.empty:
+        key = (problems["checkpoint"] == "").astype(int) * 2 + (~problems["status"].isin(FAILED_STATUSES)).astype(int)
+        row = problems.loc[key.sort_values(kind="stable").index[0]]
+        chosen.append(("failed" if row["failed"] else "flagged", row))
     return chosen
 
 
@@ -93,7 +101,7 @@ def get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = 
     if not render:
         return TraversalInfo([], "Not rendered (--no-images).")
     entries = []
-    for role, row in _chosen(tables.trials, top=top):
+    for role, row in _chosen(tables, top=top):
         recorded = str(row["checkpoint"])
         path = resolve_checkpoint(tables, recorded)
         grids, note = [], ""
@@ -106,7 +114,7 @@ def get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = 
                 grids = _render(path, rows=rows, max_codes=max_codes)
             except (BadInputError, RuntimeError) as err:  # unreadable or mismatched weights
                 note = f"Cannot render {path}: {err}"
-        detail = str(row["failure_reason"] or row["reason"]) if row["failed"] else ""
+        detail = str(row["failure_reason"] or row["reason"]) if row["failed"] or row["flagged"] else ""
         entries.append(
             TraversalEntry(role, str(row["trial_id"]), str(row["group_label"]), recorded, detail, grids, note)
         )

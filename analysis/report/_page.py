@@ -4,9 +4,11 @@ Reads only the parquet tables written by `infogan-study analyze` (analysis/schem
 checkpoints of a few trials for their latent traversal grids (optional). The page opens offline:
 plotly.js is embedded once in the head, the figures follow as divs, the images as data URIs.
 
-Sections: ranking of configurations (with the label-free pick), hyperparameters in parallel
-coordinates, hyperparameter importance, MI curves, disentanglement vs quality with the Pareto
-front, latent traversals, failures, and how good the label-free pick really is.
+Sections: the verdict in plain sentences, the ranking of configurations (success rates with
+intervals, whether neighbours can be told apart, the label-free pick), every seed's score,
+hyperparameters in parallel coordinates, hyperparameter importance, MI curves, disentanglement vs
+quality with the Pareto front, latent traversals, failures and flags, and the label-free pick with
+every signal checked against labels where there are labels.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import NamedTuple
 import plotly.graph_objects as go
 import plotly.offline
 
-from analysis.report._data import ReportTables, load_tables, varying_params
+from analysis.report._data import SUCCESS_THRESHOLD, ReportTables, load_tables, varying_params
 from analysis.report._figures import (
     get_centrality_matrix_info,
     get_centrality_matrix_plot,
@@ -30,8 +32,10 @@ from analysis.report._figures import (
     get_parallel_plot,
     get_pareto_info,
     get_pareto_plot,
+    get_population_plot,
 )
 from analysis.report._images import get_traversal_info, traversal_html
+from analysis.report._population import get_population_info
 from analysis.report._sections import (
     failure_html,
     get_failure_info,
@@ -40,6 +44,7 @@ from analysis.report._sections import (
     ranking_html,
     selection_html,
 )
+from analysis.report._verdict import get_verdict_info, verdict_html
 from analysis.schema import SCORE_DESCRIPTIONS
 from trainables.errors import BadInputError
 from trainables.files import check_writable
@@ -56,7 +61,7 @@ th { background: #f3f4f6; } tr.failed td { color: #a33; }
 .note, .missing { color: #666; font-style: italic; }
 .grids { display: flex; flex-wrap: wrap; gap: 1em; } figure { margin: 0; }
 img { image-rendering: pixelated; border: 1px solid #ccc; } figcaption { text-align: center; color: #555; }
-nav a { margin-right: 1em; } dl.scores dt { font-weight: bold; margin-top: 0.4em; } dl.scores dd { margin-left: 1.5em; }
+nav a { margin-right: 1em; } ul.verdict li { margin: 0.3em 0; } dl.scores dt { font-weight: bold; margin-top: 0.4em; } dl.scores dd { margin-left: 1.5em; }
 """
 
 
@@ -90,17 +95,37 @@ def _left_out(n: int, what: str) -> str:
 
 def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section]:
     """Every section of the report, in page order."""
+    population = get_population_info(tables)
     parallel = get_parallel_info(tables)
     importance = get_importance_info(tables)
     mi = get_mi_curves_info(tables)
     gen = get_mi_curves_info(tables, "gen/cat_acc")
     pareto = get_pareto_info(tables)
     matrix = get_centrality_matrix_info(tables)
+    failures = get_failure_info(tables)
+    selection = get_selection_info(tables)
+    verdict = get_verdict_info(tables, population, importance, selection, failures)
+    ranked_by = (
+        f"the share of seeds that succeed (gen/cat_acc ≥ {tables.success_threshold:g}, with a 95% Wilson interval) "
+        "and the mean generator-side disentanglement"
+        if tables.labels
+        else "the label-free pick's score (no labels were used)"
+    )
     return [
+        Section("verdict", "Verdict", "What the study found, written from its tables.", verdict_html(verdict), False),
         Section("ranking", "Ranking of configurations",
-                "Groups of seeds of one configuration, best generator-side disentanglement first (ties: lower FD); "
-                "mean ± std across seeds. What each column measures is under 'Scores' below.",
-                ranking_html(get_ranking_info(tables)), False),
+                f"Groups of seeds of one configuration, best mean score first (ties: lower FD), with {ranked_by}. "
+                "'Against the next' compares each configuration with the one below it: the difference in mean "
+                "score with a 95% bootstrap interval over seeds (optimistic with very few seeds) and a Mann-Whitney "
+                "p-value; an interval holding 0 means the two cannot be told apart on the seeds run. What each "
+                "column measures is under 'Scores' below.",
+                ranking_html(get_ranking_info(tables, population)), False),
+        _figure_section(
+            "seeds", "Every seed", "One point per seed: a configuration whose seeds split into two kinds shows "
+            "two clusters here, which a mean hides.",
+            get_population_plot(population) if any(g.scores for g in population.groups) else None,
+            "" if any(g.scores for g in population.groups) else "No trial has a score to show.",
+        ),
         Section("scores", "Scores", "One sentence per score: what it measures.", _scores_html(), False),
         _figure_section(
             "parallel", "Hyperparameters", "One line per trial, coloured by disentanglement.",
@@ -138,15 +163,19 @@ def build_sections(tables: ReportTables, *, images: bool = True) -> list[Section
         Section("traversals", "Latent traversals",
                 "Rows keep the noise fixed, columns sweep one code (categories, or -2..2).",
                 traversal_html(get_traversal_info(tables, render=images)), False),
-        Section("failures", "Failures", "Which configurations failed, how, and when.",
-                failure_html(get_failure_info(tables)), False),
+        Section("failures", "Failures and flags",
+                "A run that diverged or errored failed; one that finished with a failure flag (MI stuck, D "
+                "over-confident, mode collapse) is flagged: it has scores, read them with the flag in mind.",
+                failure_html(failures), False),
         _figure_section(
             "selection", "Label-free model selection",
-            "ModelCentrality (InfoGAN-CR) picks the model whose codes the others agree with most, without "
-            "labels; labels, where present, check the pick.",
+            "Which trained model to keep without labels: the candidate with the highest label-free score; "
+            "labels, where present, check the pick and every signal. The matrix is ModelCentrality's "
+            "(InfoGAN-CR): how well each model's Q reads each other model's generator.",
             get_centrality_matrix_plot(matrix) if matrix.trial_ids else None,
-            "" if matrix.trial_ids else "No ModelCentrality scores in selection.parquet.",
-            before=selection_html(get_selection_info(tables)),
+            "" if matrix.trial_ids else "No ModelCentrality scores in selection.parquet (analyze --no-selection, "
+            "or fewer than two candidates).",
+            before=selection_html(selection),
         ),
     ]  # fmt: skip
 
@@ -163,10 +192,13 @@ def build_report(tables: ReportTables, *, images: bool = True) -> str:
     sections = build_sections(tables, images=images)
     trials = tables.trials
     params = varying_params(trials)
+    finished = int((~trials["failed"]).sum())
     summary = (
-        f"{len(trials)} trials in {trials['group'].nunique()} configurations, {int(trials['failed'].sum())} failed; "
+        f"{len(trials)} trials in {trials['group'].nunique()} configurations: {finished} finished "
+        f"({int(trials['flagged'].sum())} of them flagged), {int(trials['failed'].sum())} failed; "
         f"varying: {', '.join(params) if params else 'nothing'}."
         + (f" Common to all configurations: {tables.common}." if tables.common else "")
+        + ("" if tables.labels else " Analysed without labels (--label-free-only).")
     )
     nav = "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in sections)
     body = "".join(
@@ -182,14 +214,22 @@ def build_report(tables: ReportTables, *, images: bool = True) -> str:
     )
 
 
-def write_report(experiment: str | Path, out: str | Path | None = None, *, images: bool = True) -> Path:
+def write_report(
+    experiment: str | Path,
+    out: str | Path | None = None,
+    *,
+    images: bool = True,
+    success_threshold: float = SUCCESS_THRESHOLD,
+) -> Path:
     """Write the report of an analysed experiment to `out` (default EXPERIMENT/report.html)
     atomically; bad input (no analysed experiment, an unwritable `out`) raises BadInputError
-    before anything is written."""
+    before anything is written. A seed succeeds when its gen/cat_acc reaches `success_threshold`."""
     out = Path(out) if out is not None else Path(experiment) / "report.html"
     if out.is_dir():
         raise BadInputError(f"-o {out} is a folder; pass a file name such as {out / 'report.html'}")
-    tables = load_tables(experiment)
+    if not 0.0 < success_threshold <= 1.0:
+        raise BadInputError(f"--success-threshold {success_threshold}: pass a gen/cat_acc in (0, 1], e.g. 0.9")
+    tables = load_tables(experiment, success_threshold=success_threshold)
     check_writable(out.parent, what=f"-o {out}", fix="pass -o with a file in a folder you can write to")
     html = build_report(tables, images=images)
     tmp = out.with_name(f".{out.name}.tmp")

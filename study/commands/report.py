@@ -1,5 +1,6 @@
-"""`infogan-study report EXPERIMENT`: one self-contained HTML page (ranking, hyperparameters,
-importance, MI curves, Pareto front, traversals, failures, label-free pick) from the parquet
+"""`infogan-study report EXPERIMENT`: one self-contained HTML page (verdict, ranking with success
+rates, every seed, hyperparameters, importance, MI curves, Pareto front, traversals, failures and
+flags, label-free pick) from the parquet
 tables of `infogan-study analyze`. Prints the path of the page.
 
 An experiment at a URI (s3://...) is read from a temporary local copy of its tables and of the
@@ -24,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output HTML file (default EXPERIMENT/report.html; ./NAME-report.html for a URI)")  # fmt: skip
     p.add_argument("--no-images", dest="images", action="store_false",
                    help="skip the latent traversal grids (the only part that loads checkpoints)")  # fmt: skip
+    p.add_argument("--success-threshold", type=float, default=0.9, metavar="ACC",
+                   help="a seed succeeds when its generator-side accuracy gen/cat_acc reaches ACC: the ranking's "
+                        "success rates and the verdict use it (default 0.9)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from analysis.storage import is_uri
 
     if not is_uri(args.experiment):
-        print(write_report(args.experiment, args.out, images=args.images))
+        print(write_report(args.experiment, args.out, images=args.images, success_threshold=args.success_threshold))
         return 0
     out = Path(args.out) if args.out else Path.cwd() / f"{posixpath.basename(args.experiment.rstrip('/'))}-report.html"
     with _local_tables(args.experiment, images=args.images) as folder:
-        print(write_report(folder, out, images=args.images))
+        print(write_report(folder, out, images=args.images, success_threshold=args.success_threshold))
     return 0
 
 
