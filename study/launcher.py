@@ -241,6 +241,26 @@ def resume_command(spec: StudySpec, address: str | None) -> str:
     )
 
 
+@contextlib.contextmanager
+def _tune_output(verbose: bool) -> Iterator[None]:
+    """Tune's console output for the study: as Tune makes it with `verbose`; else none. Tune's
+    newer output engine prints its experiment header and TensorBoard hint even at verbose=0, so
+    outside --verbose the fit runs on its legacy engine (RAY_AIR_NEW_OUTPUT=0, Tune's documented
+    switch), silent at verbose=0, unless the user set the switch. MLflow's store notices likewise."""
+    quiet = not verbose and "RAY_AIR_NEW_OUTPUT" not in os.environ
+    mlflow_log = logging.getLogger("mlflow")
+    level = mlflow_log.level
+    if quiet:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        mlflow_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        if quiet:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+            mlflow_log.setLevel(level)
+
+
 def _fit(tuner: tune.Tuner) -> tune.ResultGrid | None:
     """`tuner.fit()`; None when a second Ctrl-C (SIGINT) broke it off. Tune catches the first
     Ctrl-C itself: it saves its state, stops the trials and returns (see `_finish`). Once it has
@@ -342,7 +362,8 @@ def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | No
             if announce:
                 print(announce, flush=True)
             write_spec(spec)
-            results = _fit(build_tuner(spec, param_space, probe=probe, verbose=verbose))
+            with _tune_output(verbose):
+                results = _fit(build_tuner(spec, param_space, probe=probe, verbose=verbose))
         return _finish(spec, results, address)
 
 
@@ -402,5 +423,6 @@ def resume_study(name: str, *, storage_path: str, address: str | None, verbose: 
                                            resume_errored=True)  # fmt: skip
             except Exception as err:  # noqa: BLE001 - tuner.pkl unreadable: same answer
                 raise _cannot_restore(spec, err) from None
-            results = _fit(tuner)
+            with _tune_output(verbose):
+                results = _fit(tuner)
         return _finish(spec, results, address)

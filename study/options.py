@@ -55,8 +55,8 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     output with --verbose."""
     p.add_argument("--verbose", action="store_true",
                    help="show Tune's own output (its tables, each trial's configuration) and the trials' logs; "
-                        "default: one live progress line, then the table of trials (Ray's logs stay in "
-                        "/tmp/ray/session_latest/logs)")  # fmt: skip
+                        "default: one live progress line, then the table of trials (Ray keeps its logs and the trials' "
+                        "output in its session folder, session_latest/logs under Ray's temp dir)")  # fmt: skip
 
 
 def add_launch_arguments(p: argparse.ArgumentParser, *, kind: str) -> None:

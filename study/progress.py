@@ -145,7 +145,8 @@ class StudyProgress(tune.Callback):
         self._draw(trials)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self._draw(trials, force=True)
-        if sys.stderr.isatty():
+        terminal = sys.stderr.isatty()
+        self._draw(trials, force=terminal)  # (a log file has the line already, unless something changed)
+        if terminal:
             sys.stderr.write("\n")
             sys.stderr.flush()

@@ -9,7 +9,7 @@
 - A driver that is already connected (a test, a notebook) is reused and left connected.
 - Quiet unless `verbose`: Ray's own log lines below ERROR (its start-up lines, the token
   authentication notice) stay out of the console, and so does what the trials print (Ray keeps
-  both in /tmp/ray/session_latest/logs); the study shows its own progress line instead.
+  both in the logs/ folder of its session, under its temp dir); the study shows its own progress line.
 
 Ray's `uv run` integration would give every worker a freshly built copy of the virtualenv (tens
 of seconds per worker); the workers of a local instance already run this interpreter and a
