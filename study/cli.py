@@ -5,9 +5,9 @@ statuses, shown under its `--help`), `add_arguments(parser)` and `run(args) -> i
 found by listing the package, so a new command is a new file. Every command module is imported to
 build the parser, so none imports torch, Ray or Optuna at module level: `run` checks its arguments
 first and imports what it needs after (`tests/test_cli_train.py` and
-`tests/study/test_study_bad_input.py` hold the commands to that). `BadInputError` from anywhere becomes one line on stderr and exit 2;
-Ctrl-C exit status 130 (`sweep`, `search` and `resume` also print the `infogan-study resume` line
-that continues the study).
+`tests/study/test_study_bad_input.py` hold the commands to that). `BadInputError` from anywhere
+becomes one line on stderr and exit 2; Ctrl-C exit status 130 (`sweep`, `search` and `resume`
+also print the `infogan-study resume` line that continues the study).
 """
 
 from __future__ import annotations

@@ -265,8 +265,8 @@ def _fit(tuner: tune.Tuner) -> tune.ResultGrid | None:
     """`tuner.fit()`; None when a second Ctrl-C (SIGINT) broke it off. Tune catches the first
     Ctrl-C itself: it saves its state, stops the trials and returns (see `_finish`). Once it has
     returned, further Ctrl-C are ignored until the study's table and resume line are printed
-    (`_sigint_restored` puts the handler back): one landing in Ray's shutdown would end the driver with a traceback
-    and without the resume line."""
+    (`_sigint_restored` puts the handler back after): one landing in Ray's shutdown would end the
+    driver with a traceback and without the resume line."""
     tune_log = logging.getLogger("ray.tune.tune")
     hint = _NoTuneResumeHint()
     tune_log.addFilter(hint)

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train up to K compatible configurations (same architecture, data, batch, steps; "
                              "they may differ in seed, lambda_info, cont_weight, instance noise, learning rates "
                              "and betas) as one network per Tune trial; each stays a trial in status, analyze and "
-                             "the report. Not with --scheduler asha (it stops trials one by one) nor --tracking")  # fmt: skip
+                             "the report. Not with --scheduler asha (it stops trials one by one) nor "
+                             "--tracking")  # fmt: skip
     add_launch_arguments(parser, kind="sweep")
 
 

@@ -86,8 +86,9 @@ def _dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]
 def test_sweep_dry_run_prints_the_plan(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import ray
 
-    plan = _dry_run(capsys, tmp_path, ["sweep", "seed-ablation", *QUICK, "--seeds", "2", "--seed-start", "5",
-                                       "--name", "plan", "--cpus-per-trial", "0.5", "--max-concurrent", "3"])  # fmt: skip
+    argv = ["sweep", "seed-ablation", *QUICK, "--seeds", "2", "--seed-start", "5", "--name", "plan",
+            "--cpus-per-trial", "0.5", "--max-concurrent", "3"]  # fmt: skip
+    plan = _dry_run(capsys, tmp_path, argv)
     assert plan["head"] == "sweep plan:"
     assert plan["trials"] == "12 (12 grid point(s) x 1 sample(s)), each 0.5 CPU + 0 GPU (at most 3 at once)"
     assert plan["objective"].startswith("gen/cat_acc:max")
@@ -175,7 +176,8 @@ def test_the_progress_line_counts_states_and_names_the_best(monkeypatch: pytest.
     progress.setup(total_num_samples=5)
     assert progress.line([_trial("a", "PENDING")]) == "[0:00 elapsed, ~? left] 0/5 trials done, 0 running, 5 pending"
     trials = [_trial("a", "TERMINATED", 100, gen__cat_acc=0.9), _trial("b", "ERROR"),
-              _trial("c", "RUNNING", 50, gen__cat_acc=0.95), _trial("d", "RUNNING", 50, gen__cat_acc=float("nan"))]  # fmt: skip
+              _trial("c", "RUNNING", 50, gen__cat_acc=0.95),
+              _trial("d", "RUNNING", 50, gen__cat_acc=float("nan"))]  # fmt: skip
     now[0] = 60.0  # 3 of 5 trials' work done in 60 s: 2 left take 40 s
     assert progress.line(trials) == (
         "[1:00 elapsed, ~0:40 left] 2/5 trials done (1 errored), 2 running, 1 pending; best gen/cat_acc 0.95 (c)"

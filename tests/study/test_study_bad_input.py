@@ -280,8 +280,8 @@ def test_analyze_of_a_study_whose_every_trial_errored(capsys: pytest.CaptureFixt
         shutil.rmtree(study_copy / trial)
     before = sorted(study_copy.parent.rglob("*"))
     line = _run_bad(capsys, ["analyze", str(study_copy), "--quick"])
-    assert line == (f"infogan-study: error: nothing to score in {study_copy}: none of its 1 trial(s) saved a checkpoint "
-                    "(1 error); `infogan-study status fixture-sweep` shows why")  # fmt: skip
+    assert line == (f"infogan-study: error: nothing to score in {study_copy}: none of its 1 trial(s) saved a "
+                    "checkpoint (1 error); `infogan-study status fixture-sweep` shows why")  # fmt: skip
     assert sorted(study_copy.parent.rglob("*")) == before  # no parquet, no classifier cache
 
 
