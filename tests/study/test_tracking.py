@@ -68,3 +68,40 @@ def test_without_mlflow_installed_tracking_is_one_line(tmp_path: Path, capsys: p
     assert err == ["infogan-study: error: --tracking mlflow: MLflow is not installed; `uv sync --extra mlflow` (or "
                    "`pip install mlflow`), or drop --tracking"]  # fmt: skip
     assert not any(tmp_path.iterdir())
+
+
+def test_analyze_scores_go_to_the_run_of_each_trial(tmp_path: Path) -> None:
+    """The analyze side alone (no Ray): runs tagged as Tune's MLflow callback tags them, a
+    trials.parquet, and `log_scores` adds each trial's scores to its own run, skipping a trial
+    without one."""
+    import dataclasses
+
+    import mlflow
+    import pyarrow as pa
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    from analysis.schema import TRIALS_SCHEMA, write_table
+    from study.plan import Objective, StudySpec, write_spec
+    from study.tracking import log_scores, mlflow_callbacks, tracking_uri
+
+    spec = StudySpec(kind="sweep", name="s", storage_path=str(tmp_path), space="categories",
+                     objectives=(Objective("mi/cat", "max"),), tracking="mlflow")  # fmt: skip
+    write_spec(spec)
+    [callback] = mlflow_callbacks(spec)
+    assert isinstance(callback, MLflowLoggerCallback)
+    assert (callback.tracking_uri, callback.experiment_name) == (f"sqlite:///{tmp_path / 's' / 'mlflow.db'}", "s")
+    assert mlflow_callbacks(dataclasses.replace(spec, tracking="none")) == []
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri(spec))
+    experiment_id = client.create_experiment("s")
+    runs = {t: client.create_run(experiment_id, tags={"trial_name": f"infogan_trainable_{t}"}).info.run_id
+            for t in ("ab12c_00000", "ab12c_00001")}  # fmt: skip
+    rows = [{"trial_id": "ab12c_00000", "gen/cat_acc": 0.75, "flag/mode_collapse": True},
+            {"trial_id": "ab12c_00001", "gen/cat_acc": float("nan"), "flag/mode_collapse": False},
+            {"trial_id": "ab12c_00002", "gen/cat_acc": 0.5}]  # fmt: skip
+    write_table(pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA), "trials", tmp_path / "trials.parquet")
+
+    assert log_scores(spec, tmp_path / "trials.parquet") == 2  # the third trial has no run
+    first, second = (client.get_run(runs[t]).data.metrics for t in ("ab12c_00000", "ab12c_00001"))
+    assert (first["analysis/gen/cat_acc"], first["analysis/flag/mode_collapse"]) == (0.75, 1.0)
+    assert "analysis/gen/cat_acc" not in second and second["analysis/flag/mode_collapse"] == 0.0  # NaN is not logged
