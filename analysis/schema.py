@@ -148,19 +148,30 @@ def write_table(table: pa.Table, name: str, path: str | Path, *, analysis: dict 
     tmp.replace(path)
 
 
+def _unreadable(path: Path, err: BaseException) -> BadInputError:
+    why = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+    return BadInputError(f"{path} is not a readable parquet file ({why}); run `infogan-study analyze` again")
+
+
 def read_table(name: str, path: str | Path) -> pa.Table:
     """Read a parquet file written by `write_table`, refusing a missing file or another schema version."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"{path} not found; run `infogan-study analyze` on the experiment first")
-    meta = pq.read_schema(path).metadata or {}
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError) as err:  # truncated, overwritten, not parquet at all
+        raise _unreadable(path, err) from None
     tag = meta.get(METADATA_KEY)
     if tag != _tag(name):
         found = tag.decode() if tag else "none"
         raise BadInputError(
             f"{path} has schema {found}, this version reads {name}/{SCHEMA_VERSION}; re-run `infogan-study analyze`"
         )
-    return pq.read_table(path)
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:  # a sound footer over damaged data pages
+        raise _unreadable(path, err) from None
 
 
 def read_analysis(table: pa.Table) -> dict:

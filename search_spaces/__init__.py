@@ -12,7 +12,7 @@ The Tune trainable drops the label; the fields each variant sets are resolved fr
 
 `load_space` checks every key against the config and every fixed value (constants, grid values,
 categories, distribution bounds) with `coerce_value`, refuses empty grids, and with `seeds=N`
-replicates the space over `seed` 0..N-1 (disentanglement varies across seeds about as much as
+replicates the space over `seed` 0..N-1 (or from `seed_start`) (disentanglement varies across seeds about as much as
 across hyperparameters: Locatello et al. 2019, https://arxiv.org/abs/1811.12359).
 """
 
@@ -193,8 +193,9 @@ def grid_size(space: Mapping[str, Any]) -> int:
     return size
 
 
-def load_space(name_or_path: str, *, seeds: int | None = None) -> tuple[str, dict[str, Any]]:
-    """Load, check and (with `seeds`) replicate a space; returns (space name, param space)."""
+def load_space(name_or_path: str, *, seeds: int | None = None, seed_start: int = 0) -> tuple[str, dict[str, Any]]:
+    """Load, check and (with `seeds`) replicate a space over seeds seed_start..seed_start+seeds-1;
+    returns (space name, param space)."""
     name, module = _import_space(name_or_path)
     _, space_fn = _module_api(name, module)
     try:
@@ -207,5 +208,5 @@ def load_space(name_or_path: str, *, seeds: int | None = None) -> tuple[str, dic
             raise BadInputError(f"--seeds {seeds}: give a number of seeds >= 1")
         if "seed" in space:
             raise BadInputError(f"search space {name} already sets seed; drop --seeds")
-        space = {**space, "seed": tune.grid_search(list(range(seeds)))}
+        space = {**space, "seed": tune.grid_search(list(range(seed_start, seed_start + seeds)))}
     return name, space

@@ -20,17 +20,23 @@ one line instead. What the project itself shows about trials comes from their re
 Before Ray starts (`preflight`), everything a study needs is checked, and nothing is written
 until Ray is connected. Ctrl-C: Tune catches the first one, saves its state and stops the trials;
 the driver then prints the table and `infogan-study resume NAME --storage-path DIR` and exits
-with status 130 (`_finish`), as it does when a second Ctrl-C breaks Tune off.
+with status 130 (`_finish`), as it does when a second Ctrl-C breaks Tune off; Ctrl-C after that,
+while Ray shuts down, is ignored.
+
+Console output: Tune's own is off (`RunConfig(verbose=0)`), and a `StudyProgress` callback keeps
+one live progress line, until `--verbose` asks for Tune's output and Ray's logs. A study launched
+with `--tracking mlflow` also gets Tune's `MLflowLoggerCallback` (`study/tracking.py`).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import logging
-import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +47,20 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
-from study.plan import StudySpec, check_trial_data, is_uri, join_path, known_studies, read_spec, write_spec
+from study.plan import (
+    StudySpec,
+    asha_settings,
+    check_trial_data,
+    check_trial_memory,
+    find_spec,
+    is_uri,
+    known_studies,
+    write_spec,
+)
+from study.progress import StudyProgress
 from study.ray_runtime import CONNECT_TIMEOUT_S, check_local_fit, probe_address, ray_session, starts_local_instance
 from study.status import StudyView, format_table, load_study
+from study.tracking import mlflow_callbacks, tracking_uri
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 from trainables.tune_trainable import trial_dirname, with_trial_resources
@@ -82,7 +99,7 @@ def check_optuna_storage(spec: StudySpec) -> None:
     if spec.optuna_storage is None:
         return  # the experiment folder is new (check_new_study), so is its journal
     storage = optuna_storage(spec)
-    if any(s.study_name == spec.name for s in storage.get_all_studies()):
+    if any(s.study_name == spec.launch_name for s in storage.get_all_studies()):
         raise BadInputError(f"the Optuna storage already holds a study named {spec.name}; pick another --name")
 
 
@@ -94,7 +111,7 @@ def fail_orphaned_optuna_trials(spec: StudySpec) -> int:
     NaN (a diverged run: Optuna refuses the value). Left RUNNING they would confuse the dashboard
     and the sampler's view of pending trials."""
     storage = optuna_storage(spec)
-    study_id = storage.get_study_id_from_name(spec.name)
+    study_id = storage.get_study_id_from_name(spec.launch_name)
     running = [t.number for t in storage.get_all_trials(study_id) if t.state == optuna.trial.TrialState.RUNNING]
     for number in running:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
@@ -103,30 +120,20 @@ def fail_orphaned_optuna_trials(spec: StudySpec) -> int:
 
 
 # ---------------------------------------------------------------------------------- Tune pieces
-def _max_iterations(param_space: dict[str, Any]) -> int:
-    """Reports per trial (ASHA's max_t): steps / report_every, from the space or the defaults."""
-    defaults = InfoGANConfig()
-    steps = param_space.get("steps", defaults.steps)
-    every = param_space.get("report_every", defaults.report_every)
-    if not isinstance(steps, int) or not isinstance(every, int):
-        raise BadInputError("--scheduler asha needs steps and report_every fixed for the whole study")
-    return max(1, math.ceil(steps / every))
-
-
 def _scheduler(spec: StudySpec, param_space: dict[str, Any]) -> TrialScheduler:
     if spec.scheduler == "none":
         return FIFOScheduler()
     if len(spec.objectives) != 1:
         raise BadInputError("--scheduler asha stops trials on one metric; give a single objective")
-    max_t = _max_iterations(param_space)
+    max_t, grace_period, reduction_factor = asha_settings(spec, param_space)
     objective = spec.objectives[0]
     return ASHAScheduler(
         time_attr="training_iteration",
         metric=objective.metric,
         mode=objective.mode,
         max_t=max_t,
-        grace_period=max(1, max_t // 9),  # a trial gets at least ~11% of its budget
-        reduction_factor=3,
+        grace_period=grace_period,
+        reduction_factor=reduction_factor,
     )
 
 
@@ -137,7 +144,7 @@ def _searcher(spec: StudySpec) -> OptunaSearch:
         metric=metrics[0] if len(metrics) == 1 else metrics,
         mode=modes[0] if len(modes) == 1 else modes,
         sampler=optuna.samplers.TPESampler(n_startup_trials=spec.startup_trials, seed=0),
-        study_name=spec.name,
+        study_name=spec.launch_name,
         storage=optuna_storage(spec),
     )
 
@@ -179,11 +186,15 @@ def trainable_of(spec: StudySpec, probe: Any = None) -> Any:
 
 def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: bool = True,
                 callbacks: Sequence[tune.Callback] = (), stop: Any = None, probe: Any = None,
-                trainable: Any = None) -> tune.Tuner:  # fmt: skip
+                trainable: Any = None, verbose: bool = False) -> tune.Tuner:  # fmt: skip
     """The Tuner of a new study. Reusing actors (every trial asks for the same resources) skips a
     process start and the torch import per trial; benchmarks/sweep_efficiency.py measures it with
     a timing callback. `stop`: Tune's stop criterion (a dict or a function), for tests;
-    `trainable`: another trainable in the study's Tune set-up (benchmarks/driver_memory.py)."""
+    `trainable`: another trainable in the study's Tune set-up (benchmarks/driver_memory.py).
+    Output: one live progress line (`StudyProgress`, a Tune callback) with Tune's own output off,
+    or with `verbose` Tune's output as it comes. A tracked study adds Tune's MLflow callback
+    (`study/tracking.py`). Tune saves the callbacks with the study, so `resume` keeps them."""
+    shown = [] if verbose else [StudyProgress(objective=spec.objectives[0] if spec.objectives else None)]
     tune_config = tune.TuneConfig(
         search_alg=_searcher(spec) if spec.kind == "search" else None,
         scheduler=_scheduler(spec, param_space),
@@ -202,8 +213,8 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
             checkpoint_score_order=checkpoint_score(spec)[1],
         ),
         stop=stop,
-        callbacks=list(callbacks) or None,
-        verbose=1,
+        callbacks=[*callbacks, *shown, *mlflow_callbacks(spec)] or None,
+        verbose=1 if verbose else 0,
     )
     return tune.Tuner(
         trainable or trainable_of(spec, probe), param_space=param_space, tune_config=tune_config,
@@ -230,9 +241,32 @@ def resume_command(spec: StudySpec, address: str | None) -> str:
     )
 
 
+@contextlib.contextmanager
+def _tune_output(verbose: bool) -> Iterator[None]:
+    """Tune's console output for the study: as Tune makes it with `verbose`; else none. Tune's
+    newer output engine prints its experiment header and TensorBoard hint even at verbose=0, so
+    outside --verbose the fit runs on its legacy engine (RAY_AIR_NEW_OUTPUT=0, Tune's documented
+    switch), silent at verbose=0, unless the user set the switch. MLflow's store notices likewise."""
+    quiet = not verbose and "RAY_AIR_NEW_OUTPUT" not in os.environ
+    mlflow_log = logging.getLogger("mlflow")
+    level = mlflow_log.level
+    if quiet:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        mlflow_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        if quiet:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+            mlflow_log.setLevel(level)
+
+
 def _fit(tuner: tune.Tuner) -> tune.ResultGrid | None:
     """`tuner.fit()`; None when a second Ctrl-C (SIGINT) broke it off. Tune catches the first
-    Ctrl-C itself: it saves its state, stops the trials and returns (see `_finish`)."""
+    Ctrl-C itself: it saves its state, stops the trials and returns (see `_finish`). Once it has
+    returned, further Ctrl-C are ignored until the study's table and resume line are printed
+    (`_sigint_restored` puts the handler back after): one landing in Ray's shutdown would end the
+    driver with a traceback and without the resume line."""
     tune_log = logging.getLogger("ray.tune.tune")
     hint = _NoTuneResumeHint()
     tune_log.addFilter(hint)
@@ -242,6 +276,21 @@ def _fit(tuner: tune.Tuner) -> tune.ResultGrid | None:
         return None
     finally:
         tune_log.removeFilter(hint)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _sigint_restored() -> Iterator[None]:
+    """Puts back, on leaving, the SIGINT handler of before the study (`_fit` ignores SIGINT once
+    Tune has returned)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _interrupted(spec: StudySpec, view: StudyView | None) -> bool:
@@ -273,7 +322,9 @@ def _finish(spec: StudySpec, results: tune.ResultGrid | None, address: str | Non
         print(f"infogan-study: interrupted; continue with: {resume_command(spec, address)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if spec.kind == "search" and spec.optuna_storage is None:
-        print(f"optuna study {spec.name!r}: optuna-dashboard {spec.optuna_journal}")
+        print(f"optuna study {spec.launch_name!r}: optuna-dashboard {spec.optuna_journal}")
+    if spec.tracking == "mlflow":
+        print(f"mlflow runs: mlflow ui --backend-store-uri {tracking_uri(spec)}")
     if results.num_errors:
         print(f"{results.num_errors} trial(s) errored; see the table above, fix, then "
               f"`{resume_command(spec, address)}` retries them", file=sys.stderr)  # fmt: skip
@@ -284,8 +335,9 @@ def _finish(spec: StudySpec, results: tune.ResultGrid | None, address: str | Non
 def preflight(spec: StudySpec, param_space: dict[str, Any] | None, *, address: str | None) -> None:
     """Everything that can be refused before Ray starts, cheapest first: the scheduler, the
     address (reachable) or this machine (a trial fits), the trials' data (read once here: on a
-    cluster, the driver must see the shared data_root too), and last, as opening it may create a
-    journal file, a new search's Optuna storage."""
+    cluster, the driver must see the shared data_root too), on this machine each trial's network at
+    its batch size against the free memory (as `train` checks it), and last, as opening it may
+    create a journal file, a new search's Optuna storage."""
     if param_space is not None:
         _scheduler(spec, param_space)
     if starts_local_instance(address):
@@ -293,34 +345,37 @@ def preflight(spec: StudySpec, param_space: dict[str, Any] | None, *, address: s
     elif address not in (None, "auto"):
         probe_address(address, timeout_s=CONNECT_TIMEOUT_S / 3)
     check_trial_data(spec.datasets)
+    if starts_local_instance(address) and param_space is not None:
+        check_trial_memory(param_space, gpus=spec.gpus_per_trial)
     if spec.kind == "search" and param_space is not None:
         check_optuna_storage(spec)
 
 
-def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | None, announce: str = "") -> int:
+def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | None, announce: str = "",
+              verbose: bool = False) -> int:  # fmt: skip
     """Start a new sweep or search (its arguments already checked) and wait for it. Nothing is
     written before Ray is connected; Ctrl-C ends it with the resume line and exit status 130."""
     preflight(spec, param_space, address=address)
-    with ray_session(address):
-        probe = study_probe(spec)
-        if announce:
-            print(announce, flush=True)
-        write_spec(spec)
-        results = _fit(build_tuner(spec, param_space, probe=probe))
-    return _finish(spec, results, address)
+    with _sigint_restored():
+        with ray_session(address, verbose=verbose):
+            probe = study_probe(spec)
+            if announce:
+                print(announce, flush=True)
+            write_spec(spec)
+            with _tune_output(verbose):
+                results = _fit(build_tuner(spec, param_space, probe=probe, verbose=verbose))
+        return _finish(spec, results, address)
 
 
 def find_study(name: str, storage_path: str, *, restorable: bool = True) -> StudySpec:
     """The spec of an existing study (that Tune can restore, unless `restorable` is False), or a
-    one-line error listing the known ones. The spec is rebased on `storage_path`, so a study folder
-    that was moved (rsync from a cluster) is resumed where it is now."""
-    path = join_path(storage_path, name)
-    spec = read_spec(path)
-    if spec is None or (restorable and not tune.Tuner.can_restore(path)):
+    one-line error listing the known ones; rebased on where its folder is now (`plan.find_spec`)."""
+    spec = find_spec(name, storage_path)
+    if restorable and not tune.Tuner.can_restore(spec.experiment_path):
         known = known_studies(storage_path)
-        listing = f"known: {', '.join(known)}" if known else "none there yet"
-        raise BadInputError(f"no study named {name!r} in {storage_path} ({listing}); check --storage-path")
-    return dataclasses.replace(spec, storage_path=storage_path)
+        raise BadInputError(f"no study named {name!r} in {storage_path} that Tune can restore (it has no saved Tune "
+                            f"state; known: {', '.join(known)}); check --storage-path")  # fmt: skip
+    return spec
 
 
 def _cannot_restore(spec: StudySpec, err: BaseException) -> BadInputError:
@@ -354,16 +409,20 @@ def check_restorable(spec: StudySpec) -> None:
         log.setLevel(level)
 
 
-def resume_study(name: str, *, storage_path: str, address: str | None) -> int:
-    """Continue an interrupted study: finished trials stay, the rest resume from checkpoints."""
+def resume_study(name: str, *, storage_path: str, address: str | None, verbose: bool = False) -> int:
+    """Continue an interrupted study: finished trials stay, the rest resume from checkpoints.
+    Tune restores the study's callbacks and output setting as launched; `verbose` shows Ray's logs."""
     spec = find_study(name, storage_path)
     preflight(spec, None, address=address)
     check_restorable(spec)
-    with ray_session(address):
-        probe = study_probe(spec)
-        try:
-            tuner = tune.Tuner.restore(spec.experiment_path, trainable=trainable_of(spec, probe), resume_errored=True)
-        except Exception as err:  # noqa: BLE001 - tuner.pkl unreadable: same answer
-            raise _cannot_restore(spec, err) from None
-        results = _fit(tuner)
-    return _finish(spec, results, address)
+    with _sigint_restored():
+        with ray_session(address, verbose=verbose):
+            probe = study_probe(spec)
+            try:
+                tuner = tune.Tuner.restore(spec.experiment_path, trainable=trainable_of(spec, probe),
+                                           resume_errored=True)  # fmt: skip
+            except Exception as err:  # noqa: BLE001 - tuner.pkl unreadable: same answer
+                raise _cannot_restore(spec, err) from None
+            with _tune_output(verbose):
+                results = _fit(tuner)
+        return _finish(spec, results, address)

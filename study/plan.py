@@ -12,24 +12,23 @@ storage path, an existing name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow.fs
-from ray import tune
-from ray.tune.search.sample import Domain
-from ray.tune.search.variant_generator import generate_variants
-
-from analysis.evaluators import probe_metrics
-from search_spaces import VARIANT_KEY, variant_field
+from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 from trainables.files import check_writable
-from trainables.loop import METRICS
-from trainables.tune_trainable import build_config
 
+if TYPE_CHECKING:
+    import pyarrow.fs
+
+# Ray, torch and the search spaces are imported inside the functions that need them: the CLI
+# reads a study's spec (`find_spec`) and checks its arguments before paying for those imports.
 SPEC_FILE = "infogan-study.json"
 MAX_CHECKED_TRIALS = 5000  # grid points whose full config is validated up front
 
@@ -47,6 +46,9 @@ def reported_metrics(datasets: tuple[dict[str, Any], ...]) -> dict[str, str | No
     """Every metric each trial of a study reports, with the direction that is better (None: say
     which): the loop's (`trainables.loop.METRICS`), and the generator probe's
     (`analysis.evaluators.PROBE_METRICS`) when every dataset of the study has an evaluator."""
+    from analysis.evaluators import probe_metrics
+    from trainables.loop import METRICS
+
     out = dict(METRICS)
     probes = [probe_metrics(str(values["dataset"])) for values in datasets]
     if probes and all(probes):
@@ -92,10 +94,21 @@ class StudySpec:
     datasets: tuple[dict[str, Any], ...] = ()  # the trials' distinct data (DATA_FIELDS), for the probe's evaluators
     trials: int = 0  # how many trials the study runs (grid points x samples); 0: not recorded
     pack: int = 0  # `sweep --pack K`: up to K compatible trials trained as one network per Tune trial (0: off)
+    grace_period: int | None = None  # ASHA: reports before a trial can be stopped (None: a ninth of max_t)
+    reduction_factor: float = 3.0  # ASHA: keep the best 1/reduction_factor at each rung
+    tracking: str = "none"  # "mlflow": every trial is an MLflow run (`study/tracking.py`)
+    tracking_uri: str | None = None  # None: the SQLite store mlflow.db in the experiment folder
+    launched_as: str = ""  # the name the study was launched under, when its folder has been renamed since
+    # (its Optuna study and MLflow experiment keep that name); '' = `name`
 
     @property
     def experiment_path(self) -> str:
         return join_path(self.storage_path, self.name)
+
+    @property
+    def launch_name(self) -> str:
+        """The study's name at launch: its Optuna study's and MLflow experiment's name."""
+        return self.launched_as or self.name
 
     @property
     def optuna_journal(self) -> str:
@@ -107,6 +120,7 @@ class StudySpec:
 
     @classmethod
     def from_json(cls, text: str) -> StudySpec:
+        """The spec from its JSON; ValueError, KeyError or TypeError when it is not one."""
         data = json.loads(text)
         data["objectives"] = tuple(Objective(**o) for o in data["objectives"])
         data["datasets"] = tuple(data.get("datasets", ()))
@@ -138,6 +152,8 @@ def resolve_storage_path(path: str) -> str:
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    import pyarrow.fs
+
     if is_uri(path):
         return pyarrow.fs.FileSystem.from_uri(path)
     return pyarrow.fs.LocalFileSystem(), path
@@ -151,12 +167,21 @@ def write_spec(spec: StudySpec) -> None:
 
 
 def read_spec(experiment_path: str) -> StudySpec | None:
+    """The study's spec; None when the folder holds none; a one-line error when it is damaged."""
     fs, path = _fs(experiment_path)
     try:
         with fs.open_input_stream(f"{path}/{SPEC_FILE}") as f:
-            return StudySpec.from_json(f.read().decode())
+            text = f.read()
     except (FileNotFoundError, OSError):
         return None
+    try:
+        return StudySpec.from_json(text.decode())
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # bad JSON, or JSON of another shape
+        why = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise BadInputError(
+            f"{join_path(experiment_path, SPEC_FILE)} is not a readable study record ({type(err).__name__}: {why}); "
+            "restore it from a copy of the study, or run `infogan-study analyze` on the folder, which does not need it"
+        ) from None
 
 
 def known_studies(storage_path: str) -> list[str]:
@@ -166,6 +191,22 @@ def known_studies(storage_path: str) -> list[str]:
     return sorted(p.parent.name for p in Path(storage_path).glob(f"*/{SPEC_FILE}"))
 
 
+def find_spec(name: str, storage_path: str) -> StudySpec:
+    """The spec of the study in the folder `name` under `storage_path`, or a one-line error listing
+    the known ones. It is rebased on where the folder is now: a study folder moved (rsync from a
+    cluster), copied or renamed is the one named here, not the one its spec was written in (its
+    Optuna study and MLflow experiment keep the launch name, `launched_as`)."""
+    if not name or "/" in name or name in (".", ".."):
+        raise BadInputError(f"{name!r} is not a study name; pass the study's folder name under --storage-path")
+    spec = read_spec(join_path(storage_path, name))
+    if spec is None:
+        known = known_studies(storage_path)
+        listing = f"known: {', '.join(known)}" if known else "none there yet"
+        raise BadInputError(f"no study named {name!r} in {storage_path} ({listing}); check --storage-path")
+    launched_as = spec.launched_as or (spec.name if spec.name != name else "")
+    return dataclasses.replace(spec, storage_path=storage_path, name=name, launched_as=launched_as)
+
+
 def default_name(space: str, dataset: str) -> str:
     return f"{space}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -173,7 +214,7 @@ def default_name(space: str, dataset: str) -> str:
 def check_new_study(spec: StudySpec) -> None:
     """The study's folder must not hold a study (ours or any other Tune experiment) yet."""
     local = None if is_uri(spec.experiment_path) else Path(spec.experiment_path)
-    if read_spec(spec.experiment_path) is not None or (local is not None and local.is_dir() and any(local.iterdir())):
+    if (local is not None and local.is_dir() and any(local.iterdir())) or read_spec(spec.experiment_path) is not None:
         raise BadInputError(
             f"a study named {spec.name} already exists in {spec.storage_path}; "
             f"continue it with `infogan-study resume {spec.name}` or pick another --name"
@@ -192,6 +233,10 @@ def common_settings(values: dict[str, Any], *, data_root_default: str = "data") 
 def build_param_space(space_name: str, space: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
     """The space plus the common settings. A common setting a variant leaves alone becomes that
     variant's value; any other key set both ways is a conflict."""
+    from ray import tune
+
+    from search_spaces import variant_field
+
     merged = dict(space)
     for key, value in common.items():
         if key not in space:
@@ -210,6 +255,10 @@ DATA_FIELDS = ("dataset", "data_root", "image_size", "basicprop_noise")  # what 
 def trial_datasets(param_space: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """The distinct data of the study's trials ({field: value} for DATA_FIELDS), as resolved from
     the grid (one sample per point for distributions)."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    from trainables.tune_trainable import build_config
+
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for count, (_, resolved) in enumerate(generate_variants(param_space)):
         config = build_config(resolved)
@@ -225,14 +274,51 @@ def check_trial_data(datasets: tuple[dict[str, Any], ...]) -> None:
     that cannot be read is the dataset's one-line error instead of every trial failing. Each is
     loaded once per process and kept for the generator probe (`analysis.scoring.dataset_for`)."""
     from analysis.scoring import dataset_for
+    from trainables.tune_trainable import build_config
 
     for values in datasets:
         dataset_for(build_config(values))
 
 
+MEMORY_FIELDS = ("noise_dim", "n_cat_codes", "cat_dim", "n_cont_codes", "q_fixed_std", "bidirectional", "width",
+                 "batch_size")  # with DATA_FIELDS: what decides the memory of a trial's step  # fmt: skip
+
+
+def check_trial_memory(param_space: dict[str, Any], *, gpus: float) -> None:
+    """On a local instance: each distinct network of the study at its batch size must fit in this
+    machine's free memory (`trainables.memory.check_memory`, as `train` checks it before the first
+    step), or the trials would only error one after the other; a pack (`sweep --pack`) steps its
+    members' batches at once. The data comes from `check_trial_data`'s cache."""
+    import torch
+    from ray.tune.search.variant_generator import generate_variants
+
+    from analysis.scoring import dataset_for
+    from trainables.memory import check_memory
+    from trainables.models import InfoGAN
+    from trainables.tune_trainable import PACK_KEY, build_config
+
+    device = torch.device("cuda" if gpus > 0 else "cpu")
+    seen: set[tuple[Any, ...]] = set()
+    for count, (_, resolved) in enumerate(generate_variants(param_space)):
+        members = resolved.get(PACK_KEY, [resolved])
+        config = build_config(members[0])
+        key = tuple(getattr(config, name) for name in (*DATA_FIELDS, *MEMORY_FIELDS)) + (len(members),)
+        if key in seen:
+            continue
+        seen.add(key)
+        model = InfoGAN(config, dataset_for(config).image_shape)
+        check_memory(model, config.batch_size * len(members), device)
+        if count + 1 >= MAX_CHECKED_TRIALS:
+            break
+
+
 def check_trial_configs(param_space: dict[str, Any]) -> int:
     """Resolve the grid (one sample per point for distributions) and build every trial's config;
     returns the number of grid points. Catches cross-field errors before anything starts."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    from trainables.tune_trainable import build_config
+
     count = 0
     for resolved_vars, resolved in generate_variants(param_space):
         try:
@@ -248,6 +334,10 @@ def check_trial_configs(param_space: dict[str, Any]) -> int:
 
 def check_search_space(space_name: str, space: dict[str, Any]) -> None:
     """Optuna samples distributions; grid keys (including a variant label) cannot be searched."""
+    from ray.tune.search.sample import Domain
+
+    from search_spaces import VARIANT_KEY
+
     grid_keys = [k for k, v in space.items() if isinstance(v, dict) and "grid_search" in v]
     if grid_keys or VARIANT_KEY in space:
         keys = ", ".join(grid_keys or [VARIANT_KEY])
@@ -257,6 +347,38 @@ def check_search_space(space_name: str, space: dict[str, Any]) -> None:
         )
     if not any(isinstance(v, Domain) for v in space.values()):
         raise BadInputError(f"search space {space_name} has no distributions to search; use `sweep`")
+
+
+def asha_settings(spec: StudySpec, param_space: dict[str, Any]) -> tuple[int, int, float]:
+    """ASHA's (max_t, grace_period, reduction_factor), counted in reports (Tune's training
+    iterations, one per `report_every` steps): max_t is a trial's number of reports; the grace
+    period, unless given, a ninth of it (at least one report)."""
+    defaults = InfoGANConfig()
+    steps = param_space.get("steps", defaults.steps)
+    every = param_space.get("report_every", defaults.report_every)
+    if not isinstance(steps, int) or not isinstance(every, int):
+        raise BadInputError("--scheduler asha needs steps and report_every fixed for the whole study")
+    max_t = max(1, math.ceil(steps / every))
+    grace = spec.grace_period if spec.grace_period is not None else max(1, max_t // 9)
+    if grace > max_t:
+        raise BadInputError(f"--grace-period {grace}: a trial reports {max_t} times (steps / report_every); "
+                            f"give at most {max_t}")  # fmt: skip
+    return max_t, grace, spec.reduction_factor
+
+
+def check_repeats(space_name: str, space: dict[str, Any], num_samples: int) -> None:
+    """`--num-samples N` repeats a space N times. A space with nothing random (grid values and
+    constants only) would repeat the same trials with the same seeds: refused, pointing to --seeds."""
+    from ray.tune.search.sample import Domain
+
+    from search_spaces import variant_field
+
+    random = any(isinstance(v, Domain) and variant_field(v) is None for v in space.values())
+    if num_samples > 1 and not random:
+        raise BadInputError(
+            f"--num-samples {num_samples} repeats search space {space_name}, which has nothing random: every repeat "
+            "would train the same trials with the same seeds; replicate over seeds with --seeds N (--seed-start S)"
+        )
 
 
 def check_resources(*, cpus: float, gpus: float, num_samples: int, max_concurrent: int | None,
@@ -279,7 +401,10 @@ def pack_trials(param_space: dict[str, Any], *, num_samples: int, pack: int) -> 
     """`sweep --pack K`: every trial config of the space (grid points x samples, distributions
     sampled here), grouped by what a pack must share (`trainables.packed.pack_key`) in the order
     Tune would run them, and cut into packs of up to `pack`."""
+    from ray.tune.search.variant_generator import generate_variants
+
     from trainables.packed import pack_key
+    from trainables.tune_trainable import build_config
 
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for _ in range(num_samples):

@@ -7,6 +7,9 @@
   probed first, because Ray itself keeps retrying an unreachable GCS for minutes; a wrong address
   is a one-line error within `CONNECT_TIMEOUT_S`.
 - A driver that is already connected (a test, a notebook) is reused and left connected.
+- Quiet unless `verbose`: Ray's own log lines below ERROR (its start-up lines, the token
+  authentication notice) stay out of the console, and so does what the trials print (Ray keeps
+  both in the logs/ folder of its session, under its temp dir); the study shows its own progress line.
 
 Ray's `uv run` integration would give every worker a freshly built copy of the virtualenv (tens
 of seconds per worker); the workers of a local instance already run this interpreter and a
@@ -18,6 +21,7 @@ Ray; a program that imports Ray before `study` has to set it itself (`uv_switch_
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import urllib.parse
@@ -85,7 +89,12 @@ def check_local_fit(*, cpus: float, gpus: float) -> None:
         raise BadInputError(f"--gpus-per-trial {gpus:g}: this machine has {have_gpus} GPU(s)")
 
 
-def init_local(*, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+def _logging(verbose: bool) -> dict[str, object]:
+    """ray.init's console settings: everything with `verbose`, else errors only and no trial output."""
+    return {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
+
+
+def init_local(*, num_cpus: int | None = None, num_gpus: int | None = None, verbose: bool = True) -> None:
     """Start a local Ray instance (all detected resources unless given)."""
     if uv_switch_missed():
         warnings.warn(
@@ -94,21 +103,21 @@ def init_local(*, num_cpus: int | None = None, num_gpus: int | None = None) -> N
             stacklevel=2,
         )
     # address="local": always a new instance; with None, Ray joins any cluster already running here
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=True)
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **_logging(verbose))
 
 
-def connect(address: str | None) -> bool:
+def connect(address: str | None, *, verbose: bool = True) -> bool:
     """Connect to Ray as described above; True if this call started or joined a session (the caller
     then shuts it down), False if one was already connected."""
     if ray.is_initialized():
         return False
     if address is None:
-        init_local()
+        init_local(verbose=verbose)
         return True
     if address != "auto":
         probe_address(address, timeout_s=min(10.0, CONNECT_TIMEOUT_S))
     try:
-        ray.init(address=address)
+        ray.init(address=address, **_logging(verbose))
     except (ConnectionError, TimeoutError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if address == "auto":
@@ -121,9 +130,9 @@ def connect(address: str | None) -> bool:
 
 
 @contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
+def ray_session(address: str | None, *, verbose: bool = True) -> Iterator[None]:
     """Connected for the duration of the block; disconnects only what it connected."""
-    started = connect(address)
+    started = connect(address, verbose=verbose)
     try:
         yield
     finally:

@@ -74,6 +74,7 @@ def test_the_exit_status_is_in_the_help(capsys):
         (["--set", "arch=dcgan32"], "unknown config field 'arch'"),  # removed: the image side decides
         (["--dataset", "cifar"], "dataset='cifar' is not allowed; choose one of"),
         (["--set", "width"], "expected field=value"),
+        (["--device", "tpu"], "--device tpu: use auto, cpu, cuda or cuda:N"),  # torch's own error: a traceback
     ],
 )
 def test_bad_config_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, extra, needle):

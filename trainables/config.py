@@ -65,8 +65,8 @@ class InfoGANConfig:
     cont_weight: float = _f(1.0, "continuous/categorical loss ratio: L_I = CE_cat + cont_weight * NLL_cont", min=0.0)
     q_fixed_std: bool = _f(
         True,
-        "fix Q's continuous std to 1 (official code; default: a learned log-std lets the "
-        "NLL's 1/std^2 gradients swamp G's, MNIST samples turned to noise) or learn it (paper)",
+        "true: Q's std for the continuous codes is fixed to 1 (the official code); false: Q learns a log-std "
+        "too (the paper's appendix; on MNIST its NLL's 1/std^2 gradients swamped G's and samples turned to noise)",
     )
     q_update: str = _f(
         "d",
@@ -89,7 +89,10 @@ class InfoGANConfig:
     sgd_momentum: float = _f(0.9, "momentum of D's SGD (d_optimizer=sgd)", min=0.0, max=1.0, exclusive_max=True)
     lr_d: float = _f(2e-4, "learning rate of D", min=0.0, exclusive_min=True)
     lr_g: float = _f(
-        1e-3, "learning rate of G and Q's head (and E for Bidirectional-InfoGAN)", min=0.0, exclusive_min=True
+        1e-3,
+        "learning rate of G's Adam: G, E for Bidirectional-InfoGAN, and Q's head with q_update=g",
+        min=0.0,
+        exclusive_min=True,
     )
     beta1: float = _f(0.5, "Adam beta1 (D and G)", min=0.0, max=1.0, exclusive_max=True)
     beta2: float = _f(0.999, "Adam beta2 (D and G)", min=0.0, max=1.0, exclusive_max=True)
@@ -187,6 +190,11 @@ def _field_types() -> dict[str, type]:
 def check_field_name(name: str) -> None:
     """Raise BadInputError for a name that is not a config field, suggesting the closest ones."""
     names = InfoGANConfig.field_names()
+    if name == "model_kind":
+        raise BadInputError(
+            "model_kind is derived from the other fields, not set: n_cat_codes=0 n_cont_codes=0 (gan), "
+            "lambda_info=0 (gan+codes), noise_dim=0 (codes only), bidirectional=true (bi-infogan)"
+        )
     if name not in names:
         close = difflib.get_close_matches(name, names, n=3)
         hint = f"did you mean {' or '.join(close)}?" if close else "see `infogan-study train --help-config`"
@@ -262,9 +270,14 @@ def parse_set_options(items: list[str]) -> dict[str, Any]:
 
 
 def describe_fields() -> str:
-    """One line per field: name, type, default, help (for `--help-config` and the README)."""
+    """One line per field: name, type, default, help (for `--help-config` and the README), and a
+    last line on `model_kind`, which is derived, not set."""
     lines = []
     for f in dataclasses.fields(InfoGANConfig):
         typ = InfoGANConfig.field_type(f.name).__name__
         lines.append(f"  {f.name:<22} {typ:<6} default {f.default!r:<10} {f.metadata['help']}")
+    lines.append(
+        "model_kind (gan, gan+codes, infogan, infogan-codes-only, infogan-cat-only, bi-infogan) is derived from "
+        "these fields, not a field: it names runs and the parquet column"
+    )
     return "\n".join(lines)

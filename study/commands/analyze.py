@@ -6,7 +6,10 @@ temporary local copy (`analysis.storage`) and the tables are uploaded into it (o
 folder or a URI), with the classifiers cached in ~/.cache/infogan-study as the study's driver does. Scoring runs in this process by default, in --workers N local
 processes, or as one Ray task per trial (1 CPU each) on the cluster at --address (probed first,
 like the study commands': a wrong address is one line within seconds). An experiment whose
-checkpoints are all gone is refused (exit 2); one that lost some gets a warning on stderr.
+checkpoints are all gone is refused (exit 2), and so is one none of whose trials saved a
+checkpoint (every trial errored or diverged before its first): there is nothing to score. One that
+lost some gets a warning on stderr. A study tracked in MLflow (`sweep --tracking mlflow`) gets
+each trial's scores in its run too (`study/tracking.py`), read back from trials.parquet.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from trainables.errors import BadInputError
 
 NAME = "analyze"
 HELP = "score every trial of a Tune experiment: trials.parquet, curves.parquet, selection.parquet"
+EPILOG = (
+    "exit status: 0 scored (a study tracked with --tracking mlflow also gets the scores in its MLflow runs); "
+    "2 bad input or nothing to score (one line on stderr, nothing written); 130 interrupted"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="use no labels: only the label-free selection signals (for data without labels); the "
                         "report then ranks by them and says so")  # fmt: skip
     p.add_argument("--data-root", metavar="DIR", help="read datasets from DIR instead of each trial's data_root")
-    p.add_argument("--device", default="cpu", help="score on cpu (default), cuda or auto (not with --address)")
+    p.add_argument("--device", default="cpu", help="score on cpu, cuda or auto (not with --address) (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -92,6 +99,7 @@ def _analyze(args: argparse.Namespace, experiment_path: Any, *, out: str | None,
     from analysis.tune_folder import read_experiment
 
     experiment = read_experiment(experiment_path)  # a bad folder is refused before Ray is connected
+    _check_something_to_score(experiment)
     progress = not args.quiet
     start = time.perf_counter()
     with _mapper(args, progress) as mapper:
@@ -108,10 +116,49 @@ def _analyze(args: argparse.Namespace, experiment_path: Any, *, out: str | None,
         where = upload_to
     print(f"analyzed {files.num_trials} trials ({files.num_scored} scored) in {time.perf_counter() - start:.1f} s "
           f"-> {where}: {files.trials.name}, {files.curves.name}, {files.selection.name}")  # fmt: skip
+    _log_to_mlflow(experiment_path, files.trials)
     if files.lost_checkpoints:
         print(f"infogan-study: warning: {len(files.lost_checkpoints)} trial(s) saved checkpoints that are no longer "
               f"on disk, so they have no scores: {', '.join(files.lost_checkpoints)}", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _check_something_to_score(experiment: Any) -> None:
+    """Refuse, before anything is written, an experiment none of whose trials has a checkpoint to
+    score (every one errored, or diverged, before its first); lost checkpoints say so themselves
+    (`analysis.collect.check_scorable`)."""
+    if any(t.checkpoints_saved for t in experiment.trials):
+        return
+    if any(t.config is not None and t.choose_checkpoint("final") for t in experiment.trials):
+        return
+    counts: dict[str, int] = {}
+    for t in experiment.trials:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    states = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    raise BadInputError(f"nothing to score in {experiment.path}: none of its {len(experiment.trials)} trial(s) saved "
+                        f"a checkpoint ({states}); `infogan-study status {experiment.name}` shows why")  # fmt: skip
+
+
+def _log_to_mlflow(experiment_path: Any, trials_parquet: Any) -> None:
+    """A study launched with --tracking mlflow: each trial's scores into its MLflow run."""
+    from study.plan import read_spec
+
+    spec = read_spec(str(experiment_path))
+    if spec is None or spec.tracking != "mlflow":
+        return
+    import dataclasses
+    from pathlib import Path
+
+    from study.tracking import log_scores, tracking_uri
+
+    folder = Path(experiment_path)  # where the study is now (its SQLite store moved with it)
+    spec = dataclasses.replace(spec, storage_path=str(folder.parent), name=folder.name, launched_as=spec.launch_name)
+    try:
+        logged = log_scores(spec, trials_parquet)
+    except BadInputError as err:  # the parquet files are written: they stand, and the runs lack the scores
+        print(f"infogan-study: warning: {err}", file=sys.stderr)
+        return
+    print(f"mlflow: scores of {logged} trial(s) added to their runs at {tracking_uri(spec)}")
 
 
 Mapper = Callable[[Callable[[Any], Any], Sequence[Any], str], list[Any]]

@@ -22,15 +22,21 @@ from trainables.errors import BadInputError
 
 NAME = "demo"
 HELP = "run a small local study end to end (sweep -> analyze -> report) and print where the report is"
+EPILOG = (
+    "exit status: 0 the report is written; otherwise the status of the step that stopped (1 a trial errored, "
+    "2 bad input, 130 interrupted)"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage-path", default="./results", metavar="DIR",
-                   help="where the study folder goes (default ./results)")  # fmt: skip
+                   help="where the study folder goes (default %(default)s)")  # fmt: skip
     p.add_argument("--name", help="study name (default demo-YYYYmmdd-HHMMSS)")
-    p.add_argument("--steps", type=int, default=1500, help="training steps per trial (default 1500)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
-    p.add_argument("--dataset", default="basicprop-line", help="a procedural dataset (default basicprop-line)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps per trial (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default %(default)s)")
+    p.add_argument("--dataset", default="basicprop-line", help="a procedural dataset (default %(default)s)")
+    p.add_argument("--verbose", action="store_true", help="the sweep shows Tune's own output and the trials' logs")
+    p.add_argument("--dry-run", action="store_true", help="print the sweep's plan and exit (nothing is started)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
         "--batch-size", "32", "--set", "width=0.25", "--set", "basicprop_noise=true",
         "--set", f"report_every={max(args.steps // 20, 1)}",
         "--name", name, "--storage-path", args.storage_path,
-    ]  # fmt: skip
+    ] + (["--verbose"] if args.verbose else []) + (["--dry-run"] if args.dry_run else [])  # fmt: skip
+    if args.dry_run:
+        print(f"$ infogan-study {' '.join(sweep)}", flush=True)
+        return main(sweep)
     for argv in (sweep, ["analyze", str(experiment), "--quick"], ["report", str(experiment), "-o", str(report)]):
         print(f"\n$ infogan-study {' '.join(argv)}", flush=True)
         code = main(argv)

@@ -17,6 +17,10 @@ from pathlib import Path
 
 NAME = "report"
 HELP = "write an HTML report (opens offline) of an analysed experiment; run `analyze` first"
+EPILOG = (
+    "exit status: 0 written (its path on stdout); 2 bad input: no analysed experiment, damaged parquet files, "
+    "an unwritable -o (one line on stderr, nothing written)"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import argparse
 
 NAME = "spaces"
 HELP = "list the named search spaces"
+EPILOG = "exit status: 0 listed; 2 a space module that does not load (one line on stderr)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

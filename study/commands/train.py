@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,11 @@ from trainables.files import CHECKPOINT_FILENAME, check_writable
 
 NAME = "train"
 HELP = "train one InfoGAN configuration (no Ray): checkpoint, metrics.jsonl and traversal grids in --out"
-EPILOG = "exit status: 0 completed, 2 bad input (one line on stderr), 3 diverged (the reason on stderr)"
+EPILOG = (
+    "exit status: 0 completed, 3 diverged (the reason on stderr), 2 bad input (one line on stderr, nothing "
+    "written), 130 interrupted (Ctrl-C; --resume continues from the last checkpoint)"
+)
+DEVICES = re.compile(r"auto|cpu|cuda(:\d+)?")
 EXIT_DIVERGED = 3
 
 
@@ -36,13 +41,14 @@ class _HelpConfig(argparse.Action):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = EPILOG
-    p.add_argument("--dataset", help="dataset name (config field `dataset`; default mnist)")
+    p.add_argument("--dataset", help="dataset name (config field `dataset`; default mnist, e.g. basicprop-line)")
     p.add_argument("--data-root", help="folder with the dataset files (torchvision layout), or the image folder/.npz")
     p.add_argument("--steps", type=int, help="training steps (default 5000)")
     p.add_argument("--batch-size", type=int, help="batch size (default 64)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument(
+        "--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N (default %(default)s)"
+    )
     p.add_argument("--out", help="output folder (default runs/<dataset>-<model kind>-s<seed>-<time>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="set any config field by name, repeatable (see --help-config)")  # fmt: skip
@@ -103,6 +109,8 @@ class _Writer:
 def run(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 1:
         raise BadInputError(f"--checkpoint-every {args.checkpoint_every}: must be >= 1")
+    if not DEVICES.fullmatch(args.device):
+        raise BadInputError(f"--device {args.device}: use auto, cpu, cuda or cuda:N")
     config = build_config(args)
     out = Path(args.out or f"runs/{config.dataset}-{config.model_kind}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     _check_out(out, resume=args.resume)

@@ -4,8 +4,12 @@ started (no Ray session) and nothing written (no study folder, not even the stor
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from trainables.errors import BadInputError
 from trainables.loop import METRICS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fixture-sweep"
+REPO = Path(__file__).resolve().parents[2]
 
 QUICK = ["--dataset", "basicprop-line", "--steps", "4", "--set", "width=0.125", "--batch-size", "8"]
 
@@ -59,6 +64,17 @@ def _run_bad(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
          "batch_size=1000000000 is out of range: batch_size must be <= 65536"),
         (["search", "--scheduler", "asha", "--objective", "mi/cat", "--objective", "loss/g", *QUICK],
          "--scheduler asha stops trials on one metric"),
+        (["sweep", "categories", "--seed-start", "3", *QUICK], "--seed-start 3: give it with --seeds N"),
+        (["sweep", "categories", "--seeds", "2", "--seed-start", "-1", *QUICK], "--seed-start -1"),
+        (["sweep", "categories", "--num-samples", "3", *QUICK],
+         "--num-samples 3 repeats search space categories, which has nothing random: every repeat would train the "
+         "same trials with the same seeds; replicate over seeds with --seeds N (--seed-start S)"),
+        (["sweep", "categories", "--grace-period", "2", *QUICK], "--grace-period is ASHA's: add --scheduler asha"),
+        (["sweep", "categories", "--scheduler", "asha", "--reduction-factor", "1", *QUICK], "must be > 1"),
+        (["sweep", "categories", "--scheduler", "asha", "--grace-period", "99", *QUICK, "--set", "report_every=2"],
+         "--grace-period 99: a trial reports 2 times (steps / report_every); give at most 2"),
+        (["sweep", "categories", "--tracking-uri", "sqlite:///x.db", *QUICK], "--tracking-uri without --tracking"),
+        (["sweep", "categories", "--tracking", "mlflow", "--pack", "2", *QUICK], "--tracking mlflow with --pack"),
     ],
 )  # fmt: skip
 def test_bad_sweep_and_search_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],
@@ -230,3 +246,93 @@ def test_analyze_into_an_unwritable_out(capsys: pytest.CaptureFixture[str], stud
     line = _run_bad(capsys, ["analyze", str(study_copy), "--quick", "--out", str(blocker / "tables")])
     assert f"--out {blocker / 'tables'} is not writable (Not a directory: {blocker})" in line
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_tracking_with_remote_storage_needs_a_tracking_uri(capsys: pytest.CaptureFixture[str]) -> None:
+    line = _run_bad(capsys, ["sweep", "categories", *QUICK, "--tracking", "mlflow", "--storage-path", "s3://b/r"])
+    assert "the default SQLite store needs a local folder; add --tracking-uri" in line
+
+
+def test_a_batch_no_machine_here_holds_is_refused_before_ray_starts(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    """A 28x28 network at width 8 and batch 65,536 needs some 100 GiB for one step; as `train`
+    refuses it, so does a sweep, instead of every trial erroring with Ray's tracebacks."""
+    line = _run_bad(capsys, ["sweep", "categories", "--dataset", "basicprop-line", "--steps", "4", "--set", "width=8",
+                             "--batch-size", "65536", "--storage-path", str(tmp_path / "results")])  # fmt: skip
+    assert re.fullmatch(r"infogan-study: error: batch_size=65536: one step needs at least [\d.]+ GiB on cpu and "
+                        r"[\d.]+ GiB are free; use a smaller batch_size \(or width\)", line), line  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------- damaged or moved studies
+@pytest.mark.parametrize("text", ["{not json", '{"kind": "sweep"}', "[]"], ids=["not-json", "missing-keys", "a-list"])
+@pytest.mark.parametrize("command", ["status", "resume"])
+def test_a_damaged_study_record(capsys: pytest.CaptureFixture[str], study_copy: Path, command: str, text: str) -> None:
+    (study_copy / "infogan-study.json").write_text(text)
+    before = sorted(study_copy.parent.rglob("*"))
+    line = _run_bad(capsys, [command, study_copy.name, "--storage-path", str(study_copy.parent)])
+    assert f"{study_copy / 'infogan-study.json'} is not a readable study record (" in line
+    assert sorted(study_copy.parent.rglob("*")) == before
+
+
+def test_analyze_of_a_study_whose_every_trial_errored(capsys: pytest.CaptureFixture[str], study_copy: Path) -> None:
+    for trial in ("trial_86c12_00000", "trial_86c12_00001"):  # keep only the errored one
+        shutil.rmtree(study_copy / trial)
+    before = sorted(study_copy.parent.rglob("*"))
+    line = _run_bad(capsys, ["analyze", str(study_copy), "--quick"])
+    assert line == (f"infogan-study: error: nothing to score in {study_copy}: none of its 1 trial(s) saved a "
+                    "checkpoint (1 error); `infogan-study status fixture-sweep` shows why")  # fmt: skip
+    assert sorted(study_copy.parent.rglob("*")) == before  # no parquet, no classifier cache
+
+
+def _trials_table(path: Path) -> None:
+    import pyarrow as pa
+
+    from analysis.schema import TRIALS_SCHEMA, write_table
+
+    write_table(pa.Table.from_pylist([{"trial_id": "t0"}], schema=TRIALS_SCHEMA), "trials", path)
+
+
+@pytest.mark.parametrize("damaged", ["trials", "curves"])
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_report_of_damaged_parquet_files(capsys: pytest.CaptureFixture[str], tmp_path: Path, damaged: str,
+                                         how: str) -> None:  # fmt: skip
+    experiment = tmp_path / "study"
+    experiment.mkdir()
+    _trials_table(experiment / "trials.parquet")
+    _trials_table(experiment / "curves.parquet")  # a valid parquet file, cut below
+    target = experiment / f"{damaged}.parquet"
+    data = target.read_bytes()
+    target.write_bytes(b"not parquet at all" if how == "garbage" else data[: len(data) // 2])
+    before = sorted(tmp_path.rglob("*"))
+    line = _run_bad(capsys, ["report", str(experiment)])
+    assert line.startswith(f"infogan-study: error: {target} is not a readable parquet file (")
+    assert line.endswith("); run `infogan-study analyze` again")
+    assert sorted(tmp_path.rglob("*")) == before  # no report.html
+
+
+def test_argument_errors_come_before_the_heavy_imports(tmp_path: Path) -> None:
+    """Ray, torch and Optuna took 16-25 s to import on a loaded machine; a wrong flag or study name
+    of sweep, search, resume or status is answered without them (as `train`'s is)."""
+    (tmp_path / "other").mkdir()
+    cases = [
+        (["sweep", "seed-ablation", *QUICK, "--num-samples", "0"], "--num-samples 0: must be >= 1"),
+        (["sweep", "seed-ablation", *QUICK, "--set", "lamda_info=1"], "unknown config field 'lamda_info'"),
+        (["search", *QUICK, "--name", "a/b"], "--name 'a/b'"),
+        (["search", *QUICK, "--objective", "mi/cat:up"], "the direction must be max or min"),
+        (["resume", "nope", "--storage-path", str(tmp_path)], "no study named 'nope'"),
+        (["status", "nope", "--storage-path", str(tmp_path)], "no study named 'nope'"),
+    ]
+    code = (
+        "import json, sys\nfrom study.cli import main\ncases = json.loads(sys.argv[1])\n"
+        "codes = [main(argv) for argv, _ in cases]\n"
+        "print(json.dumps([codes, [m for m in ('torch', 'ray', 'optuna') if m in sys.modules]]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert json.loads(done.stdout) == [[2] * len(cases), []], done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == len(cases)
+    for line, (_, needle) in zip(lines, cases, strict=True):
+        assert line.startswith("infogan-study: error: ") and needle in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]

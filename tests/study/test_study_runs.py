@@ -247,3 +247,39 @@ def test_resumed_search_keeps_optuna_history_and_tpe_sampler(local_ray: str, tmp
     sampler = searcher._ot_study.sampler
     assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 2
     assert searcher._ot_study.study_name == "tpe"
+
+
+@pytest.mark.slow
+def test_more_ctrl_c_while_a_study_stops_still_end_it_with_the_resume_line(local_ray: str, tmp_path: Path) -> None:
+    """Ctrl-C pressed again and again while Tune saves the study and the driver's own local Ray
+    shuts down (and while the interpreter exits): still exit status 130 and the resume line, and no
+    traceback (one from Ray's exit handler used to follow the resume line)."""
+    storage = tmp_path / "results"
+    space = _space_file(tmp_path, "{'seed': tune.grid_search([0, 1])}")
+    argv = [
+        "sweep",
+        space,
+        *FAST,
+        "--steps",
+        "20000",
+        "--set",
+        "report_every=20",
+        "--name",
+        "again",
+        "--storage-path",
+        str(storage),
+    ]  # fmt: skip  (no --address: the driver starts and stops its own Ray)
+    log = tmp_path / "driver.log"
+    proc = _start_driver(argv, log)
+    _wait_for(lambda: any(t.last_step for t in _trials(storage / "again").values()), proc, log, timeout_s=400)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    if proc.poll() is None:
+        _kill(proc)
+        raise AssertionError(f"the driver did not stop within 300 s of Ctrl-C:\n{log.read_text()[-3000:]}")
+    text = log.read_text()
+    assert proc.returncode == 130, text[-3000:]
+    assert f"infogan-study: interrupted; continue with: infogan-study resume again --storage-path {storage}" in text
+    assert "Traceback" not in text, text[-3000:]
