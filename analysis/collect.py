@@ -1,9 +1,9 @@
 """`infogan-study analyze`: a Tune experiment folder in, trials/curves/selection.parquet out.
 
 Pipeline: read the folder (`analysis.tune_folder`), train each dataset's classifiers once
-(cached in the storage folder's .cache/, <experiment>/../.cache), score every trial's final or best checkpoint (`analysis.scoring`;
-one call per trial through a `Mapper`: in-process, local processes or Ray tasks), summarise the
-MI curves and raise failure flags from the reports, run the label-free selection pools
+(cached in the storage folder's .cache/, <experiment>/../.cache), score every trial's final or best
+checkpoint (`analysis.scoring`; one call per trial through a `Mapper`: in-process, local processes or
+Ray tasks), summarise the MI curves and raise failure flags from the reports, run the label-free selection pools
 (`analysis.selection`), then write the three tables (`analysis.schema`). Every trial gets a row,
 also one that errored, diverged or has no checkpoint, with its status and reason. Every random
 draw is seeded from the trial id (or pool), so a re-run writes the same values (`scoring_s`, a
@@ -41,10 +41,11 @@ from analysis.scoring import (
     seed_from,
 )
 from analysis.selection import MIN_CANDIDATE_MI, PICK_SIGNAL, Mapper, Member, Selection, pick_score, select_models
-from analysis.tune_folder import VARIANT_KEY, Curve, Experiment, TrialRecord, read_experiment
+from analysis.tune_folder import Curve, Experiment, TrialRecord, read_experiment
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 from trainables.files import check_writable
+from trainables.trial_record import VARIANT_KEY
 
 GROUP_EXCLUDED = ("seed", "data_root")  # a configuration group is the config without these
 

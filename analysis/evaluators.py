@@ -36,18 +36,18 @@ from trainables.procedural import BasicPropLine, BasicPropRects, ProceduralData
 from trainables.visualize import traversal_images
 
 __all__ = [
+    "PROBE_METRICS",
     "ClassifierReader",
     "EvaluatorFiles",
     "FactorReader",
-    "TemplateReader",
-    "heldout_factors",
-    "PROBE_METRICS",
     "ProbeFactory",
+    "TemplateReader",
     "generator_probe",
-    "probe_metrics",
+    "heldout_factors",
     "make_reader",
     "model_traversals",
     "prepare_evaluator",
+    "probe_metrics",
     "reader_accuracy",
 ]
 

@@ -67,7 +67,8 @@ SCORE_DESCRIPTIONS = {  # one sentence per score, shown by the report
     "gen/cont_gap": "How much more a continuous code moves its attribute than any other code does (MIG-style gap).",
     "gen/valid": "The share of G's traversal images the evaluator could read at all (procedural data: a clean "
                  "image of the dataset; noise scores 0).",
-    "gen/reader_acc": "The evaluator's own accuracy on real held-out images with known factors: how far to trust gen/*.",
+    "gen/reader_acc": "The evaluator's own accuracy on real held-out images with known factors: how far to trust "
+                      "gen/*.",
     "q/real_hungarian_acc": "Q's categorical code clustering held-out real images, Hungarian accuracy against their "
                             "labels (the InfoGAN paper's '5% error'): a property of Q, which can read real images "
                             "even when G ignores its code.",

@@ -46,6 +46,7 @@ from analysis import evaluators, metrics
 from trainables.checkpoint import LoadedModel, checkpoint_file, load_model
 from trainables.config import InfoGANConfig
 from trainables.data import ImageData, load_data
+from trainables.errors import one_line
 from trainables.models import InfoGAN
 
 NAN = math.nan
@@ -418,10 +419,3 @@ def _classifier(path: str | None) -> metrics.FeatureClassifier | None:
 def seed_from(name: str) -> int:
     """A 63-bit seed derived from a trial id or pool name: the same name always scores the same way."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") >> 1
-
-
-def one_line(err: BaseException) -> str:
-    """'Type: first line of the message', at most 200 characters."""
-    lines = str(err).strip().splitlines()
-    text = f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text if len(text) <= 200 else text[:197] + "..."

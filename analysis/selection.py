@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from analysis import metrics
-from analysis.scoring import ENCODE_BATCH, ScoringCounts, cached_model, one_line, represent_fn, seed_from
+from analysis.scoring import ENCODE_BATCH, ScoringCounts, cached_model, represent_fn, seed_from
+from trainables.errors import one_line
 from trainables.models import InfoGAN, Latent
 
 CONT_BINS = 10  # values per continuous code when it serves as a factor

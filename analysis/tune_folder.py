@@ -1,7 +1,7 @@
 """Read an experiment folder into per-trial records, without Ray.
 
 Per trial folder `<storage_path>/<name>/<trial>/`, this reads:
-- `infogan-trial.json`, the trial's own record (written by `trainables/tune_trainable.py`): id,
+- `infogan-trial.json`, the trial's own record (its format: `trainables/trial_record.py`): id,
   config, status and reason in the training loop's words, the checkpoints still on disk with
   their step and metrics, and the metric Tune ranked them by (the study's objective); a
   checkpoint also describes itself (`infogan-checkpoint.json`), for one the record missed;
@@ -15,7 +15,7 @@ Tune has not started yet has no folder and is not part of the experiment here
 (`infogan-study status` lists those through Tune's public API).
 
 A pack (`sweep --pack`: one Tune trial training several configurations as one network, see
-`trainables/tune_pack.py`) is expanded into its members, each a trial: its record is the pack
+`trainables/trial_record.py`) is expanded into its members, each a trial: its record is the pack
 record's entry, its curves the pack's results prefixed `m<k>/`, its checkpoints the `member_<k>`
 folders of the pack's checkpoints; `pack_id` names the pack.
 
@@ -34,18 +34,27 @@ from typing import Any
 
 import numpy as np
 
-from trainables.checkpoint import FILENAME
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
+from trainables.files import CHECKPOINT_FILENAME
+from trainables.trial_record import (
+    CHECKPOINT_FILE,
+    DEFAULT_SCORE,
+    PACK_KEY,
+    RECORD_FILE,
+    SPEC_FILE,
+    CheckpointEntry,
+    Record,
+    RunRecord,
+    build_config,
+    member_folder,
+    member_id,
+    member_metrics,
+    read_description,
+    read_record,
+)
 
 Curve = tuple[np.ndarray, np.ndarray]  # steps (T,) int64 increasing, values (T,) float64
-# Not imported from their modules, which pull in ray.tune:
-VARIANT_KEY = "variant"  # search_spaces.VARIANT_KEY: a label, not a config field
-RECORD_FILE = "infogan-trial.json"  # trainables.tune_trainable.RECORD_FILE
-CHECKPOINT_FILE = "infogan-checkpoint.json"  # trainables.tune_trainable.CHECKPOINT_FILE
-SPEC_FILE = "infogan-study.json"  # study.plan.SPEC_FILE: how a study was launched
-PACK_KEY = "members"  # trainables.tune_trainable.PACK_KEY: a pack's trial config holds its members' configs
-DEFAULT_SCORE = ("mi/cat", "max")  # trainables.tune_trainable.DEFAULT_SCORE
 # Keys Tune adds to every report, and our labels (`variant`: what studies before `model_kind`
 # reported as the model kind): bookkeeping, not curves.
 TUNE_KEYS = frozenset(
@@ -130,7 +139,9 @@ def read_experiment(path: str | Path) -> Experiment:
     if not folders:
         if (path / SPEC_FILE).is_file():
             raise BadInputError(f"experiment {path} has no trials yet; start the sweep or wait for its first trial")
-        inner = sorted(p.name for p in path.iterdir() if (p / SPEC_FILE).is_file() or p.is_dir() and _trial_folders(p))
+        inner = sorted(
+            p.name for p in path.iterdir() if (p / SPEC_FILE).is_file() or (p.is_dir() and _trial_folders(p))
+        )
         hint = (
             f"it holds the experiments {', '.join(inner)}: pass one of them"
             if inner
@@ -152,53 +163,56 @@ def _read_json(file: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _read_record(folder: Path) -> Record | None:
+    try:
+        return read_record((folder / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _read_trials(folder: Path) -> list[TrialRecord]:
     """The trial of a trial folder, or the members of a pack (`sweep --pack`), each a trial."""
-    record = _read_json(folder / RECORD_FILE)
+    record = _read_record(folder)
     reports = _read_reports(folder / "result.json")
-    params = record.get("config") if record else _read_json(folder / "params.json")
+    params = record.config if record else _read_json(folder / "params.json")
     if not isinstance(params, dict) or not isinstance(params.get(PACK_KEY), list):
         return [_read_trial(folder, record, reports, params)]
-    pack_id = str(record["trial_id"]) if record and "trial_id" in record else _folder_trial_id(folder, reports)
-    members = (record or {}).get("members") or [
-        {"trial_id": f"{pack_id}-m{k:02d}", "config": c} for k, c in enumerate(params[PACK_KEY])
+    pack_id = record.trial_id if record and record.trial_id else _folder_trial_id(folder, reports)
+    members = (record.members if record else None) or [
+        RunRecord(member_id(pack_id, k), c) for k, c in enumerate(params[PACK_KEY])
     ]
     out = []
     for k, member in enumerate(members):
-        prefix = f"m{k:02d}/"  # trainables.tune_pack.member_prefix
         member_reports = []
         for report in reports:
-            own = {key[len(prefix) :]: v for key, v in report.items() if key.startswith(prefix)}
+            own = member_metrics(report, k)
             if own and own.get("diverged") != 1.0 and "checkpoint_dir_name" in report:
                 own["checkpoint_dir_name"] = report["checkpoint_dir_name"]  # the pack's, holding this member's
             if own:
                 member_reports.append(own)
-        trial = _read_trial(folder, member if record else None, member_reports, member.get("config"),
-                            trial_id=str(member["trial_id"]), inside=f"member_{k:02d}")  # fmt: skip
+        trial = _read_trial(folder, member if record else None, member_reports, member.config,
+                            trial_id=member.trial_id, inside=member_folder(k))  # fmt: skip
         trial.pack_id = pack_id
         out.append(trial)
     return out
 
 
-def _read_trial(folder: Path, record: dict[str, Any] | None, reports: list[dict[str, Any]],
+def _read_trial(folder: Path, run: RunRecord | None, reports: list[dict[str, Any]],
                 params: dict[str, Any] | None, *, trial_id: str = "", inside: str = "") -> TrialRecord:  # fmt: skip
-    """One trial from its record, reports and config; a pack member's checkpoints are the
-    `inside` folders of the pack's checkpoints."""
-    trial_id = trial_id or (
-        str(record["trial_id"]) if record and "trial_id" in record else _folder_trial_id(folder, reports)
-    )
+    """One trial from its record (its run's), reports and config; a pack member's checkpoints are
+    the `inside` folders of the pack's checkpoints."""
+    trial_id = trial_id or (run.trial_id if run and run.trial_id else _folder_trial_id(folder, reports))
     config, config_error = _config(params)
     steps, curves = _curves(reports)
-    status, reason = _status(record, reports, folder)
+    status, reason = _status(run, reports, folder)
     if config_error and config_error.removeprefix("invalid config: ") not in reason:
         reason = "; ".join(r for r in (reason, config_error) if r)
-    last_step = int(steps[-1]) if steps.size else (int(record["step"]) if record and record.get("step") else None)
-    score = (record or {}).get("checkpoint_score") or {}
-    checkpoints, saved = _checkpoints(folder, record, reports, inside)
+    last_step = int(steps[-1]) if steps.size else (run.step if run and run.step else None)
+    metric, mode = run.score if run else DEFAULT_SCORE
+    checkpoints, saved = _checkpoints(folder, run, reports, inside)
     return TrialRecord(
-        trial_id, folder, config, status, reason, last_step, curves, checkpoints,
-        str(score.get("metric", DEFAULT_SCORE[0])), str(score.get("mode", DEFAULT_SCORE[1])),
-        str(record.get("status", "")) if record else "", dict(params or {}), saved,
+        trial_id, folder, config, status, reason, last_step, curves, checkpoints, metric, mode,
+        run.status if run else "", dict(params or {}), saved,
     )  # fmt: skip
 
 
@@ -230,13 +244,13 @@ def _config(params: dict[str, Any] | None) -> tuple[InfoGANConfig | None, str]:
     if params is None:
         return None, "no params.json"
     try:
-        return InfoGANConfig.from_dict({k: v for k, v in params.items() if k != VARIANT_KEY}), ""
+        return build_config(params), ""
     except BadInputError as err:
         return None, f"invalid config: {err}"
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and value is not None:
+    if isinstance(value, bool) or (not isinstance(value, (int, float)) and value is not None):
         return None
     return math.nan if value is None else float(value)
 
@@ -263,11 +277,11 @@ def _curves(reports: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, Curve]
     return np.array(steps, dtype=np.int64), curves
 
 
-def _status(record: dict[str, Any] | None, reports: list[dict[str, Any]], folder: Path) -> tuple[str, str]:
+def _status(run: RunRecord | None, reports: list[dict[str, Any]], folder: Path) -> tuple[str, str]:
     """(status, reason): the record's (the loop's words); error.txt for a trial whose process died."""
     error = _error_line(folder / "error.txt")
-    if record is not None:
-        status, reason = str(record.get("status", "running")), str(record.get("reason") or "")
+    if run is not None:
+        status, reason = run.status, run.reason
         if status in ("completed", "diverged"):
             return status, reason
         if status == "stopped":  # ended early by Tune's scheduler or a stop criterion: a finished trial
@@ -303,8 +317,15 @@ def _checkpoint_info(step: Any, path: Path, metrics: dict[str, Any]) -> Checkpoi
                           numbers.get("mi/cat", math.nan), numbers.get("diverged") == 1.0, numbers)  # fmt: skip
 
 
+def _read_description(folder: Path) -> CheckpointEntry | None:
+    try:
+        return read_description(folder.name, (folder / CHECKPOINT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _checkpoints(
-    folder: Path, record: dict[str, Any] | None, reports: list[dict[str, Any]], inside: str = ""
+    folder: Path, run: RunRecord | None, reports: list[dict[str, Any]], inside: str = ""
 ) -> tuple[list[CheckpointInfo], int]:
     """The trial's checkpoints on disk, by step, described by the record, else by themselves
     (`infogan-checkpoint.json`: one persisted after the record's last write), else (folders from
@@ -315,15 +336,13 @@ def _checkpoints(
         if name := report.get("checkpoint_dir_name"):
             step = report.get("step", report.get("training_iteration", index + 1))
             known[name] = _checkpoint_info(step, folder / name, {k: v for k, v in report.items() if k not in TUNE_KEYS})
-    for entry in (record or {}).get("checkpoints", []):
-        if isinstance(entry, dict) and "name" in entry:
-            name = str(entry["name"])
-            known[name] = _checkpoint_info(entry.get("step"), folder / name, entry.get("metrics") or {})
+    for entry in run.checkpoints if run else []:
+        known[entry.name] = _checkpoint_info(entry.step, folder / entry.name, entry.metrics)
     found = []
-    for file in folder.glob(f"*/{inside}/{FILENAME}" if inside else f"*/{FILENAME}"):
+    for file in folder.glob(f"*/{inside}/{CHECKPOINT_FILENAME}" if inside else f"*/{CHECKPOINT_FILENAME}"):
         name = file.parent.parent.name if inside else file.parent.name
-        info, described = known.get(name), _read_json(file.parent / CHECKPOINT_FILE)
+        info, described = known.get(name), _read_description(file.parent)
         if info is None and described is not None:
-            info = _checkpoint_info(described.get("step"), file.parent, described.get("metrics") or {})
+            info = _checkpoint_info(described.step, file.parent, described.metrics)
         found.append(replace(info, path=file.parent) if info else CheckpointInfo(-1, file.parent, math.nan, False))
     return sorted(found, key=lambda c: (c.step, c.path.name)), len(known)

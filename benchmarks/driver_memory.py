@@ -36,12 +36,14 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import study  # noqa: E402,F401  (sets RAY_ENABLE_UV_RUN_RUNTIME_ENV=0 before Ray is imported)
-from ray import tune  # noqa: E402
+import study  # noqa: F401  (sets RAY_ENABLE_UV_RUN_RUNTIME_ENV=0 before Ray is imported)
 
-from study.launcher import build_tuner  # noqa: E402
-from study.plan import Objective, StudySpec  # noqa: E402
-from study.ray_runtime import init_local  # noqa: E402
+# isort: split
+from ray import tune
+
+from study.launcher import build_tuner
+from study.plan import Objective, StudySpec
+from study.ray_runtime import init_local
 
 
 def tiny_trial(config: dict[str, Any]) -> None:

@@ -115,7 +115,8 @@ def main() -> None:
     p.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        return worker(args)
+        worker(args)
+        return
     modes = args.modes.split(",")
     print(f"device {args.device}, {args.threads} threads, batch {args.batch_size}, {args.steps} timed steps after "
           f"{args.warmup} warm-up, dataset {args.dataset}")  # fmt: skip

@@ -65,8 +65,9 @@ def parts(data_root: str) -> list[Part]:
              "width 0.25, batch 32, 1,500 steps"),
         Part("rects", ["noise-trick", "--dataset", "basicprop-rects", *line], ["--quick"], False,
              "width 0.25, batch 32, 1,500 steps"),
-        Part("mnist-paper", ["infogan-paper", *mnist, "--batch-size", "128", "--steps", "5000", *bf16], ["--no-selection"],
-             True, "width 1, batch 128, 5,000 steps (the paper's 50 epochs of 100 updates), bf16 autocast"),
+        Part("mnist-paper", ["infogan-paper", *mnist, "--batch-size", "128", "--steps", "5000", *bf16],
+             ["--no-selection"], True,
+             "width 1, batch 128, 5,000 steps (the paper's 50 epochs of 100 updates), bf16 autocast"),
         Part("mnist-ablation", ["seed-ablation", *mnist, "--batch-size", "128", "--steps", "2500", "--set", "width=0.5",
                                 *bf16], ["--no-selection"], True, "width 0.5, batch 128, 2,500 steps, bf16 autocast"),
     ]  # fmt: skip
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             labels = dict(zip(trials["trial_id"], shorten_labels(trials["group_label"])[0]))
             for _, t in trials.sort_values(["group_label", "seed"]).iterrows():
                 seeds_rows.append({"part": part, "configuration": labels[t["trial_id"]], "seed": str(t["seed"]),
-                                   "gen/cat_acc": f"{t['gen/cat_acc']:.3f}", "Q real acc": f"{t['q/real_hungarian_acc']:.3f}",
+                                   "gen/cat_acc": f"{t['gen/cat_acc']:.3f}",
+                                   "Q real acc": f"{t['q/real_hungarian_acc']:.3f}",
                                    "status": t["status"]})  # fmt: skip
     print("\n## Findings (mean ± std over seeds)\n\n" + markdown(rows))
     if seeds_rows:

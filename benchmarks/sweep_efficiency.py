@@ -45,13 +45,13 @@ from ray import tune
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study.cli import build_parser  # noqa: E402
-from study.launcher import build_tuner  # noqa: E402
-from study.options import plan_from_args  # noqa: E402
-from study.plan import write_spec  # noqa: E402
-from study.ray_runtime import init_local  # noqa: E402
-from trainables.config import InfoGANConfig  # noqa: E402
-from trainables.loop import Trainer  # noqa: E402
+from study.cli import build_parser
+from study.launcher import build_tuner
+from study.options import plan_from_args
+from study.plan import write_spec
+from study.ray_runtime import init_local
+from trainables.config import InfoGANConfig
+from trainables.loop import Trainer
 
 BASE = {"dataset": "basicprop-line", "width": 0.25, "batch_size": 32}
 REPORTS_PER_TRIAL = 10

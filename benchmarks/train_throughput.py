@@ -134,7 +134,8 @@ def main() -> None:
     p.add_argument("--overrides", default="{}")
     args = p.parse_args()
     if args.which:
-        return _child(args)
+        _child(args)
+        return
     variants = [("reference", "{}"), ("ours", "{}"), ("ours-bf16", '{"precision": "bf16"}')]
     print(f"device={args.device} steps={args.steps} warmup={args.warmup} reps={args.reps} (median images/s)")
     print(f"{'batch':>5} {'loop':<10} {'images/s':>9} {'steps/s':>8} {'peak RSS MiB':>13} {'ratio':>6}")

@@ -31,8 +31,7 @@ from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
 from trainables.config import InfoGANConfig, check_field_name, coerce_value
 from trainables.errors import BadInputError
-
-VARIANT_KEY = "variant"  # the label of a `variant_grid` row; not a config field
+from trainables.trial_record import VARIANT_KEY  # the label of a `variant_grid` row; not a config field
 
 __all__ = [
     "VARIANT_KEY",

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-DESCRIPTION = "what the digits search found on MNIST (noise_dim 39, lambda 0.916, cont_weight 0.618); --batch-size 128 --steps 5000"
+DESCRIPTION = (
+    "what the digits search found on MNIST (noise_dim 39, lambda 0.916, cont_weight 0.618); "
+    "--batch-size 128 --steps 5000"
+)
 
 
 def space() -> dict[str, Any]:

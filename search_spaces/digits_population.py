@@ -16,7 +16,10 @@ from ray import tune
 
 from search_spaces.digits_found import space as digits_found
 
-DESCRIPTION = "digits-found x q_update in {d, g}: a seed population for validating the label-free pick; --seeds 6 --batch-size 128 --steps 5000"
+DESCRIPTION = (
+    "digits-found x q_update in {d, g}: a seed population for validating the label-free pick; "
+    "--seeds 6 --batch-size 128 --steps 5000"
+)
 
 
 def space() -> dict[str, Any]:

@@ -15,7 +15,10 @@ from typing import Any
 
 from ray import tune
 
-DESCRIPTION = "noise_dist uniform/normal x q_update d/g: the official code's choices (MNIST: only uniform z ties the code to the digit)"
+DESCRIPTION = (
+    "noise_dist uniform/normal x q_update d/g: the official code's choices "
+    "(MNIST: only uniform z ties the code to the digit)"
+)
 
 
 def space() -> dict[str, Any]:

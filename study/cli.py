@@ -37,7 +37,9 @@ def _command_modules() -> list:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="infogan-study",
-        description="Hyperparameter studies of InfoGAN on Ray Tune and Optuna: which configurations disentangle, and why.",
+        description=(
+            "Hyperparameter studies of InfoGAN on Ray Tune and Optuna: which configurations disentangle, and why."
+        ),
         epilog="exit status: 0 done, 2 bad input (one line on stderr, nothing written), 130 interrupted; "
         "each command's --help says its own",
     )

@@ -15,7 +15,7 @@ checkpoints. Only Tune's public API touches Tune's saved state: `resume` first l
 `Tuner.restore` will (`ExperimentAnalysis`, the search algorithm's `restore_from_dir`), because
 Tune, when that state does not load, logs the error and starts the whole study over; we stop with
 one line instead. What the project itself shows about trials comes from their records
-(`trainables/tune_trainable.py`, `study/status.py`).
+(`trainables/trial_record.py`, `study/status.py`).
 
 Before Ray starts (`preflight`), everything a study needs is checked, and nothing is written
 until Ray is connected. Ctrl-C: Tune catches the first one, saves its state and stops the trials;
@@ -62,8 +62,9 @@ from study.ray_runtime import CONNECT_TIMEOUT_S, check_local_fit, probe_address,
 from study.status import StudyView, format_table, load_study
 from study.tracking import mlflow_callbacks, tracking_uri
 from trainables.config import InfoGANConfig
-from trainables.errors import BadInputError
-from trainables.tune_trainable import trial_dirname, with_trial_resources
+from trainables.errors import BadInputError, one_line
+from trainables.trial_record import trial_dirname
+from trainables.tune import with_trial_resources
 
 # Checkpoints kept per trial: the best CHECKPOINTS_KEPT by the study's first objective, plus the
 # latest (Tune never deletes it: a restart resumes from it).
@@ -169,8 +170,7 @@ def study_probe(spec: StudySpec) -> Any:
     there). None for a spec without datasets."""
     if not spec.datasets:
         return None
-    from analysis.scoring import prepare_probe
-    from analysis.storage import user_cache
+    from analysis import prepare_probe, user_cache
 
     cache = user_cache() if is_uri(spec.storage_path) else Path(spec.storage_path) / ".cache"
     return prepare_probe([InfoGANConfig.from_dict(values) for values in spec.datasets], cache)
@@ -379,8 +379,7 @@ def find_study(name: str, storage_path: str, *, restorable: bool = True) -> Stud
 
 
 def _cannot_restore(spec: StudySpec, err: BaseException) -> BadInputError:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    why = f"{type(err).__name__}: {lines[0][:160] if lines else ''}".rstrip(": ")
+    why = one_line(err)
     return BadInputError(
         f"Tune cannot restore study {spec.name}: its saved state in {spec.experiment_path} does not load ({why}), "
         f"as when the driver is stopped while Tune saves it; start the study again with a new --name "

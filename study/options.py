@@ -262,7 +262,7 @@ def plan_from_args(args: argparse.Namespace, *, kind: str, space: str, seeds: in
     if pack:  # Tune's trials are the packs: {"members": [...]} each, every grid point and sample resolved here
         from ray import tune
 
-        from trainables.tune_trainable import PACK_KEY
+        from trainables.trial_record import PACK_KEY
 
         packs = plan.pack_trials(param_space, num_samples=args.num_samples, pack=pack)
         param_space = {PACK_KEY: tune.grid_search(packs)}

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError
 from trainables.files import check_writable
+from trainables.trial_record import SPEC_FILE
 
 if TYPE_CHECKING:
     import pyarrow.fs
 
 # Ray, torch and the search spaces are imported inside the functions that need them: the CLI
 # reads a study's spec (`find_spec`) and checks its arguments before paying for those imports.
-SPEC_FILE = "infogan-study.json"
 MAX_CHECKED_TRIALS = 5000  # grid points whose full config is validated up front
 
 
@@ -46,7 +46,7 @@ def reported_metrics(datasets: tuple[dict[str, Any], ...]) -> dict[str, str | No
     """Every metric each trial of a study reports, with the direction that is better (None: say
     which): the loop's (`trainables.loop.METRICS`), and the generator probe's
     (`analysis.evaluators.PROBE_METRICS`) when every dataset of the study has an evaluator."""
-    from analysis.evaluators import probe_metrics
+    from analysis import probe_metrics
     from trainables.loop import METRICS
 
     out = dict(METRICS)
@@ -257,7 +257,7 @@ def trial_datasets(param_space: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     the grid (one sample per point for distributions)."""
     from ray.tune.search.variant_generator import generate_variants
 
-    from trainables.tune_trainable import build_config
+    from trainables.trial_record import build_config
 
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for count, (_, resolved) in enumerate(generate_variants(param_space)):
@@ -273,8 +273,8 @@ def check_trial_data(datasets: tuple[dict[str, Any], ...]) -> None:
     """Read each dataset the trials train on (`trial_datasets`), here, before the first trial: data
     that cannot be read is the dataset's one-line error instead of every trial failing. Each is
     loaded once per process and kept for the generator probe (`analysis.scoring.dataset_for`)."""
-    from analysis.scoring import dataset_for
-    from trainables.tune_trainable import build_config
+    from analysis import dataset_for
+    from trainables.trial_record import build_config
 
     for values in datasets:
         dataset_for(build_config(values))
@@ -292,17 +292,17 @@ def check_trial_memory(param_space: dict[str, Any], *, gpus: float) -> None:
     import torch
     from ray.tune.search.variant_generator import generate_variants
 
-    from analysis.scoring import dataset_for
+    from analysis import dataset_for
     from trainables.memory import check_memory
     from trainables.models import InfoGAN
-    from trainables.tune_trainable import PACK_KEY, build_config
+    from trainables.trial_record import PACK_KEY, build_config
 
     device = torch.device("cuda" if gpus > 0 else "cpu")
     seen: set[tuple[Any, ...]] = set()
     for count, (_, resolved) in enumerate(generate_variants(param_space)):
         members = resolved.get(PACK_KEY, [resolved])
         config = build_config(members[0])
-        key = tuple(getattr(config, name) for name in (*DATA_FIELDS, *MEMORY_FIELDS)) + (len(members),)
+        key = (*tuple(getattr(config, name) for name in (*DATA_FIELDS, *MEMORY_FIELDS)), len(members))
         if key in seen:
             continue
         seen.add(key)
@@ -317,7 +317,7 @@ def check_trial_configs(param_space: dict[str, Any]) -> int:
     returns the number of grid points. Catches cross-field errors before anything starts."""
     from ray.tune.search.variant_generator import generate_variants
 
-    from trainables.tune_trainable import build_config
+    from trainables.trial_record import build_config
 
     count = 0
     for resolved_vars, resolved in generate_variants(param_space):
@@ -404,7 +404,7 @@ def pack_trials(param_space: dict[str, Any], *, num_samples: int, pack: int) -> 
     from ray.tune.search.variant_generator import generate_variants
 
     from trainables.packed import pack_key
-    from trainables.tune_trainable import build_config
+    from trainables.trial_record import build_config
 
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for _ in range(num_samples):

@@ -30,11 +30,12 @@ from typing import Any
 import pyarrow.fs
 from ray.tune import ExperimentAnalysis
 
-from analysis.tune_folder import PACK_KEY, RECORD_FILE, SPEC_FILE, VARIANT_KEY, TrialRecord, read_experiment
+from analysis import TrialRecord, read_experiment
 from study.plan import is_uri
 from trainables.config import InfoGANConfig
-from trainables.errors import BadInputError
-from trainables.tune_trainable import KEY_METRICS
+from trainables.errors import BadInputError, one_line
+from trainables.trial_record import PACK_KEY, RECORD_FILE, SPEC_FILE, VARIANT_KEY, build_config
+from trainables.tune import KEY_METRICS
 
 HIDDEN_PARAMS = ("data_root",)
 # What `status` needs of a trial folder on remote storage (not its checkpoints).
@@ -65,7 +66,7 @@ def _config_dict(params: dict[str, Any]) -> dict[str, Any]:
     """The trial's variant label (from a `variant_grid` space; absent otherwise), its model kind
     (`InfoGANConfig.model_kind`) and every config field (defaults filled in)."""
     try:
-        config = InfoGANConfig.from_dict({k: v for k, v in params.items() if k != VARIANT_KEY})
+        config = build_config(params)
     except BadInputError:  # shown as given
         return {**InfoGANConfig().to_dict(), **params}
     label = {VARIANT_KEY: params[VARIANT_KEY]} if VARIANT_KEY in params else {}
@@ -80,8 +81,7 @@ def _tune_trials(experiment_path: str) -> tuple[dict[str, Any], str]:
     try:
         return {t.trial_id: t for t in ExperimentAnalysis(experiment_path).trials}, ""
     except Exception as err:  # noqa: BLE001 - missing or unreadable state: same note
-        first = (str(err).strip().splitlines() or [""])[0][:160]
-        why = f"{type(err).__name__}: {first}"
+        why = one_line(err, limit=160)
         return {}, f"Tune's state of this study is not readable ({why}); the states are the records' alone"
     finally:
         log.setLevel(level)

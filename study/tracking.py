@@ -72,7 +72,7 @@ def mlflow_callbacks(spec: StudySpec) -> list[Any]:
 def _scores(row: dict[str, Any]) -> dict[str, float]:
     """A trials.parquet row's scores (`analysis.schema.SCORE_COLUMNS`, finite ones) and failure
     flags (1.0 flagged, 0.0 not), as MLflow metrics."""
-    from analysis.schema import FLAG_COLUMNS, SCORE_COLUMNS
+    from analysis import FLAG_COLUMNS, SCORE_COLUMNS
 
     out = {f"{SCORE_PREFIX}{c}": float(row[c]) for c in SCORE_COLUMNS if row.get(c) is not None}
     out.update({f"{SCORE_PREFIX}{c}": float(bool(row[c])) for c in FLAG_COLUMNS if row.get(c) is not None})

@@ -206,7 +206,7 @@ def test_checkpoint_rebuilds_the_generator_and_traversals_vary_the_code(tmp_path
         assert torch.equal(trainer.model.generate(latent), loaded.model.generate(latent))
     images = traversal_images(loaded.model, "cat0", rows=3)  # (3 rows * 10 categories, C, H, W)
     assert images.shape == (30, 1, 28, 28)
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert images.min() >= 0.0 and images.max() <= 1.0
     assert not torch.equal(images[0], images[1])  # same noise, another category: another image
     paths = save_traversals(loaded.model, tmp_path)
     assert [p.name for p in paths] == ["traversal_cat0.png", "traversal_cont0.png", "traversal_cont1.png"]

@@ -70,3 +70,22 @@ def test_instance_noise_anneals_linearly_to_zero():
     assert instance_noise_std(0.5, 100, 50) == pytest.approx(0.25)
     assert instance_noise_std(0.5, 100, 100) == 0.0
     assert instance_noise_std(0.5, 100, 1000) == 0.0
+
+
+def test_with_a_member_dimension_each_loss_is_each_members_own():
+    """A pack's outputs (n, K, ...) give (K,) losses: member k's is the loss of its own slice."""
+    g = torch.Generator().manual_seed(0)
+    n, k, n_cat, cat_dim, n_cont = 6, 3, 2, 5, 2
+    real, fake = torch.randn(n, k, generator=g), torch.randn(n, k, generator=g)
+    cat = torch.randint(cat_dim, (n, k, n_cat), generator=g)
+    latent = Latent(torch.zeros(n, k, 1), cat, torch.rand(n, k, n_cont, generator=g) * 2 - 1)
+    codes = Codes(torch.randn(n, k, n_cat, cat_dim, generator=g), torch.randn(n, k, n_cont, generator=g),
+                  0.3 * torch.randn(n, k, n_cont, generator=g))  # fmt: skip
+    weights = torch.tensor([0.5, 1.0, 2.0])
+    packed = info_loss(codes, latent, cont_weight=weights)
+    assert [t.shape for t in packed] == [(k,)] * 3 and d_loss(real, fake).shape == g_loss(fake).shape == (k,)
+    for j in range(k):
+        own = info_loss(Codes(*(c[:, j] for c in codes)), Latent(*(x[:, j] for x in latent)), cont_weight=weights[j])
+        assert [t[j].item() for t in packed] == pytest.approx([t.item() for t in own], rel=1e-6)
+        assert d_loss(real, fake)[j].item() == pytest.approx(d_loss(real[:, j], fake[:, j]).item(), rel=1e-6)
+        assert g_loss(fake)[j].item() == pytest.approx(g_loss(fake[:, j]).item(), rel=1e-6)

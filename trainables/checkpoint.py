@@ -9,6 +9,10 @@ Formats: 2 (written now). 1 is read and upgraded on load: its config had an `arc
 the network family of the image side, now implied by it) and a Bidirectional-InfoGAN's encoder
 head was saved as `q_head.*` (now `enc_head.*`, beside `enc_trunk.*`). The optimiser states are
 unchanged (they are indexed by position, and the parameter order is the same).
+
+What a run saves (`run_state`) and what resuming it asks (`check_resumable`, `restore_rng`) are
+written here once, for a single run (`trainables/loop.py`) and a pack's members alike
+(`trainables/packed/`: each member's checkpoint is a single run's).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from trainables.models import InfoGAN
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 FILENAME = CHECKPOINT_FILENAME
+# Fields that may differ between a checkpoint and the config resuming it.
+RESUMABLE_CHANGES = ("steps", "report_every", "data_root")
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -88,6 +94,41 @@ def _upgrade(state: dict[str, Any]) -> dict[str, Any]:
 def _enc_head(key: str) -> str:
     """A format-1 Bidirectional-InfoGAN key with E's head under its format-2 name."""
     return "enc_head" + key.removeprefix("q_head") if key == "q_head" or key.startswith("q_head.") else key
+
+
+def run_state(
+    config: InfoGANConfig, step: int, image_shape: tuple[int, ...], model: dict[str, Any], opt_d: dict[str, Any],
+    opt_g: dict[str, Any], rng: torch.Generator, device: torch.device,
+) -> dict[str, Any]:  # fmt: skip
+    """A run's checkpoint state from its parts' state dicts (`write_checkpoint` adds the format)."""
+    return {
+        "config": config.to_dict(), "step": step, "image_shape": tuple(image_shape), "model": model,
+        "opt_d": opt_d, "opt_g": opt_g, "rng": rng.get_state(), "rng_device": device.type,
+    }  # fmt: skip
+
+
+def check_resumable(state: dict[str, Any], config: InfoGANConfig, *, what: str = "checkpoint") -> None:
+    """A one-line BadInputError unless `config` may resume the checkpoint `state` (the same config
+    but for RESUMABLE_CHANGES); `what` names the checkpoint in the message."""
+    saved = InfoGANConfig.from_dict(state["config"])
+    diff = [
+        k for k in InfoGANConfig.field_names() if k not in RESUMABLE_CHANGES and getattr(saved, k) != getattr(config, k)
+    ]
+    if diff:
+        k = diff[0]
+        raise BadInputError(
+            f"{what} was trained with {k}={getattr(saved, k)!r}, not {getattr(config, k)!r}; "
+            f"resume with the same config (only {', '.join(RESUMABLE_CHANGES)} may change)"
+        )
+
+
+def restore_rng(rng: torch.Generator, state: dict[str, Any], seed: int) -> None:
+    """The run's training RNG as the checkpoint `state` left it. On another kind of device its
+    state does not transfer: the run then continues deterministically from seed + step."""
+    if state.get("rng_device") == rng.device.type:
+        rng.set_state(state["rng"].cpu())  # generator states are CPU byte tensors on every device
+    else:
+        rng.manual_seed(seed + int(state["step"]))
 
 
 class LoadedModel(NamedTuple):

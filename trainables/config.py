@@ -38,7 +38,7 @@ DATASETS = (
 )
 
 
-def _f(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002 - mirrors argparse's name
+def _f(default: Any, help: str, **extra: Any) -> Any:  # `help`: argparse's name for it
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -240,20 +240,16 @@ def coerce_value(name: str, value: Any) -> Any:
         if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
             return bool(value)
     elif typ is int:
-        if isinstance(value, bool):
-            pass
-        elif isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, float)):
-            return int(value)
-        elif isinstance(value, float) and value.is_integer():
+        whole = isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, float))
+        if not isinstance(value, bool) and (whole or (isinstance(value, float) and value.is_integer())):
             return int(value)
     elif typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "if":  # numpy scalars
             return float(value)
-    elif typ is str:
-        if isinstance(value, str):
-            return value
+    elif typ is str and isinstance(value, str):
+        return value
     raise BadInputError(f"{name}={value!r} has the wrong type: expected {typ.__name__}")
 
 

@@ -189,7 +189,7 @@ def _open(make: Callable[[bool], T], what: str, root: Path, layout: str) -> T:
     """make(download=False); if the files are missing, try make(download=True) once, guarded."""
     try:
         return make(False)
-    except Exception as e:  # torchvision reports missing files as RuntimeError("Dataset not found ...")
+    except Exception as e:  # noqa: BLE001 - torchvision reports missing files as RuntimeError("Dataset not found ...")
         if not (isinstance(e, RuntimeError) and "not found" in str(e)):
             raise BadInputError(
                 f"could not read {what} under {root}: {_short(e)}; replace the files ({layout})"
@@ -200,7 +200,7 @@ def _open(make: Callable[[bool], T], what: str, root: Path, layout: str) -> T:
         try:
             with _download_guard(), _removed_on_error(root):
                 return make(True)
-        except Exception as e:  # no network, a dead mirror, a bad checksum: all end the same way
+        except Exception as e:  # noqa: BLE001 - no network, a dead mirror, a bad checksum: all end the same way
             reason = _short(e)
     raise BadInputError(
         f"{what} not found under {root} (download failed: {reason}); {layout} or run where torchvision can download it"
@@ -283,7 +283,7 @@ def _read_npz(path: Path) -> Tensor:
         raise BadInputError(f"{path} holds no images; write at least one")
     if array.dtype == np.uint8:
         images = torch.from_numpy(np.ascontiguousarray(array)).float()
-    elif array.dtype.kind == "f" and 0.0 <= array.min() and array.max() <= 1.0:
+    elif array.dtype.kind == "f" and array.min() >= 0.0 and array.max() <= 1.0:
         images = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)) * 255.0
     else:
         raise BadInputError(f"{path}: images must be uint8 or floats in [0, 1] (got {array.dtype}); rescale them")

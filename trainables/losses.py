@@ -7,6 +7,10 @@ min_{G,Q} max_D V(D, G) - lambda * L_I(G, Q)  (Chen et al. 2016, eq. 6, https://
   part, `info = CE_cat + cont_weight * NLL_cont` (sums over codes, means over the batch); the
   bound in nats is then H(c) - CE for a uniform categorical code (H = ln K) and ln 2 - NLL for a
   U(-1, 1) continuous code.
+
+Every loss takes one run's outputs (batch first: logits (n,), codes (n, ...)) or a pack's, with
+a member dimension after the batch (logits (n, K), codes (n, K, ...)); it is then a scalar, or
+(K,): each member's own loss (`trainables.packed`).
 """
 
 from __future__ import annotations
@@ -22,39 +26,47 @@ from trainables.models import Codes, Latent
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """BCE with logits against a constant target, mean over the batch: (n,) -> (), (n, K) -> (K,)."""
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none").mean(0)
+
+
 def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-V(D, G) for D: real_logits (n,), fake_logits (n,)."""
-    return F.binary_cross_entropy_with_logits(
-        real_logits, torch.ones_like(real_logits)
-    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    """-V(D, G) for D: real_logits and fake_logits (n,) or (n, K)."""
+    return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
 
 
 def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating generator loss -log D(G(z, c)) (Goodfellow et al. 2014): fake_logits (n,)."""
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    """Non-saturating generator loss -log D(G(z, c)) (Goodfellow et al. 2014): fake_logits (n,) or (n, K)."""
+    return _bce(fake_logits, 1.0)
 
 
 class InfoTerms(NamedTuple):
-    loss: torch.Tensor  # scalar: CE summed over cat codes + cont_weight * NLL summed over cont codes
-    ce_per_code: torch.Tensor  # scalar: mean categorical cross-entropy per code (nats)
-    nll_per_code: torch.Tensor  # scalar: mean Gaussian NLL per continuous code (nats)
+    """Each a scalar, or (K,) for a pack's members."""
+
+    loss: torch.Tensor  # CE summed over cat codes + cont_weight * NLL summed over cont codes
+    ce_per_code: torch.Tensor  # mean categorical cross-entropy per code (nats)
+    nll_per_code: torch.Tensor  # mean Gaussian NLL per continuous code (nats)
 
 
-def info_loss(codes: Codes, latent: Latent, *, cont_weight: float) -> InfoTerms:
-    """-L_I without H(c): codes from Q(G(z, c)); latent holds the c that made the images."""
-    n = latent.z.shape[0]
-    zero = codes.cont_mean.new_zeros(())
-    if latent.cat.shape[1]:
-        k = codes.cat_logits.shape[-1]
-        ce = F.cross_entropy(codes.cat_logits.reshape(-1, k), latent.cat.reshape(-1), reduction="sum") / n
-        ce_per_code = ce / latent.cat.shape[1]
+def info_loss(codes: Codes, latent: Latent, *, cont_weight: float | torch.Tensor) -> InfoTerms:
+    """-L_I without H(c): codes from Q(G(z, c)); latent holds the c that made the images. Latent
+    parts (n, ..., n_codes) and codes (n, ..., n_codes[, cat_dim]), with `...` empty or a member
+    dimension K (then `cont_weight` may be (K,) too)."""
+    n, n_cat, n_cont = latent.cat.shape[0], latent.cat.shape[-1], latent.cont.shape[-1]
+    zero = codes.cont_mean.new_zeros(latent.cat.shape[1:-1])  # () or (K,)
+    if n_cat:
+        logits = codes.cat_logits  # (n, ..., n_cat, cat_dim)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), latent.cat.reshape(-1), reduction="none")
+        ce = ce.reshape(latent.cat.shape).sum((0, -1)) / n  # summed over codes, mean over the batch
+        ce_per_code = ce / n_cat
     else:
         ce = ce_per_code = zero
-    if latent.cont.shape[1]:
-        # Gaussian NLL of c under N(mean, exp(logstd)^2), summed over codes: (n, n_cont) -> scalar
+    if n_cont:
+        # Gaussian NLL of c under N(mean, exp(logstd)^2), summed over codes: (n, ..., n_cont) -> () or (K,)
         err = (latent.cont - codes.cont_mean) * torch.exp(-codes.cont_logstd)
-        nll = (HALF_LOG_2PI + codes.cont_logstd + 0.5 * err.square()).sum() / n
-        nll_per_code = nll / latent.cont.shape[1]
+        nll = (HALF_LOG_2PI + codes.cont_logstd + 0.5 * err.square()).sum((0, -1)) / n
+        nll_per_code = nll / n_cont
     else:
         nll = nll_per_code = zero
     return InfoTerms(ce + cont_weight * nll, ce_per_code, nll_per_code)

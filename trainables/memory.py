@@ -79,6 +79,17 @@ def check_memory(model: InfoGAN, batch_size: int, device: torch.device) -> None:
         )
 
 
+def out_of_memory_error(device: torch.device, step: int, batch_size: int, *, members: int = 0) -> BadInputError:
+    """The one line for running out of memory at `step` (a pack of `members` runs: pack fewer)."""
+    if members:
+        what, fix = f"{members} packed members of batch_size={batch_size}", "pack fewer (--pack) or use"
+    else:
+        what, fix = f"batch_size={batch_size}", "use"
+    return BadInputError(
+        f"out of memory on {device.type} at step {step} with {what}; {fix} a smaller batch_size (or width)"
+    )
+
+
 def out_of_memory(err: BaseException) -> bool:
     """An allocation failure: CUDA's OutOfMemoryError, or the CPU allocator's RuntimeError."""
     text = str(err)

@@ -14,6 +14,7 @@ G ends in tanh: images live in [-1, 1]. `width` scales every channel/unit count.
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import torch
@@ -86,7 +87,7 @@ def build_generator(arch: str, latent_dim: int, channels: int, width: float) -> 
         nn.Linear(latent_dim, chans[0] * 16, bias=False), nn.BatchNorm1d(chans[0] * 16), nn.ReLU(True),
         nn.Unflatten(1, (chans[0], 4, 4)),
     ]  # fmt: skip
-    for cin, cout in zip(chans, chans[1:]):
+    for cin, cout in itertools.pairwise(chans):
         layers += _up(cin, cout)
     layers += [*_up(chans[-1], channels, last=True), nn.Tanh()]
     return nn.Sequential(*layers)
@@ -104,9 +105,33 @@ def build_trunk(arch: str, channels: int, width: float) -> tuple[nn.Sequential, 
     stages = {"dcgan32": [64, 128, 256], "dcgan64": [64, 128, 256, 512]}[arch]
     chans = [_ch(c, width) for c in stages]
     layers = _down(channels, chans[0], bn=False)
-    for cin, cout in zip(chans, chans[1:]):
+    for cin, cout in itertools.pairwise(chans):
         layers += _down(cin, cout, bn=True)
     return nn.Sequential(*layers, nn.Flatten()), chans[-1] * 16
+
+
+def draw_latent(config: InfoGANConfig, n: int, generator: torch.Generator) -> Latent:
+    """n raw draws of the latent from `generator`, in this order: z (U(0, 1) or N(0, 1)), the
+    categorical codes, the continuous codes (U(0, 1)); `scale_latent` maps them to their ranges.
+    (A pack draws each member's from the member's own generator and scales them all at once.)"""
+    dev = generator.device
+    normal = config.noise_dist != "uniform"
+    z = (torch.randn if normal else torch.rand)(n, config.noise_dim, generator=generator, device=dev)
+    cat = torch.randint(config.cat_dim, (n, config.n_cat_codes), generator=generator, device=dev)
+    cont = torch.rand(n, config.n_cont_codes, generator=generator, device=dev)
+    return Latent(z, cat, cont)
+
+
+def scale_latent(config: InfoGANConfig, raw: Latent) -> Latent:
+    """Raw draws (`draw_latent`, any leading dimensions) in their ranges: uniform z and the
+    continuous codes in U(-1, 1)."""
+    z = raw.z * 2 - 1 if config.noise_dist == "uniform" else raw.z
+    return Latent(z, raw.cat, raw.cont * 2 - 1)
+
+
+def sample_latent(config: InfoGANConfig, n: int, generator: torch.Generator) -> Latent:
+    """n draws of the latent from `generator` (`draw_latent`, scaled)."""
+    return scale_latent(config, draw_latent(config, n, generator))
 
 
 class CodeHead(nn.Module):
@@ -123,30 +148,100 @@ class CodeHead(nn.Module):
         )  # fmt: skip
 
     def forward(self, h: torch.Tensor) -> tuple[Codes, torch.Tensor]:
-        out = self.net(h)  # (n, noise_dim + n_cat*K + n_cont*(1|2))
-        z, out = out[:, : self.noise_dim], out[:, self.noise_dim :]
+        return self.split(self.net(h))
+
+    def split(self, out: torch.Tensor) -> tuple[Codes, torch.Tensor]:
+        """The head's output (..., noise_dim + n_cat*K + n_cont*(1|2)) as Codes and z, whatever the
+        leading dimensions ((n,) for one run, (B, K) for a pack's members)."""
+        z, out = out[..., : self.noise_dim], out[..., self.noise_dim :]
         n_logits = self.n_cat * self.k
-        cat_logits = out[:, :n_logits].reshape(-1, self.n_cat, self.k)
-        mean = out[:, n_logits : n_logits + self.n_cont]
-        if self.fixed_std:
-            logstd = torch.zeros_like(mean)
-        else:
-            logstd = out[:, n_logits + self.n_cont :].clamp(-5.0, 5.0)  # keep exp() finite early on
+        cat_logits = out[..., :n_logits].unflatten(-1, (self.n_cat, self.k))  # (..., n_cat, K)
+        mean = out[..., n_logits : n_logits + self.n_cont]  # (..., n_cont)
+        # a learned log-std is clamped: exp() stays finite early on
+        logstd = torch.zeros_like(mean) if self.fixed_std else out[..., n_logits + self.n_cont :].clamp(-5.0, 5.0)
         return Codes(cat_logits, mean, logstd), z
 
 
-class InfoGAN(nn.Module):
-    """All networks of one run. `encode` is Q (D's trunk + `q_head`) or, when bidirectional, the
-    encoder E (its own `enc_trunk` + `enc_head`, which also reads z).
+class Networks:
+    """What InfoGAN's networks do together, written once for one run's (`InfoGAN`: inputs (n, ...))
+    and a pack's (`trainables.packed`: inputs (B, K, ...), the member dimension before the
+    features; images (B, K*C, H, W)). Last dimensions are features, so each method reads the same
+    for both.
 
     Modules: `generator`; `trunk` and `d_head` (D); `q_head` (Q's head on D's trunk; None for a
     vanilla GAN and for Bidirectional-InfoGAN); Bidirectional-InfoGAN only: `latent_embed` (D's view
     of the latent), `enc_trunk`, `enc_head`."""
 
+    generator: nn.Module
+    trunk: nn.Module
+    d_head: nn.Module
+    q_head: CodeHead | None
+    latent_embed: nn.Module
+    enc_trunk: nn.Module
+    enc_head: CodeHead
+    bidirectional: bool
+    cat_dim: int
+    q_with_d: bool  # Q's head is trained by D's optimiser (q_update == 'd'; never E's head, which fools D)
+
+    # ----------------------------------------------------------------- latent codes
+    def latent_vector(self, latent: Latent) -> torch.Tensor:
+        """(..., latent_dim): [z, one-hot cat codes, cont codes], G's input."""
+        onehot = F.one_hot(latent.cat, self.cat_dim).flatten(-2).to(latent.z.dtype)
+        return torch.cat([latent.z, onehot, latent.cont], dim=-1)
+
+    def generate(self, latent: Latent) -> torch.Tensor:
+        return self.generator(self.latent_vector(latent))  # (n, C, H, W)
+
+    # ----------------------------------------------------------------- reading codes
+    def encode(self, x: torch.Tensor) -> Codes:
+        """Q(c | x) (or E(x) for Bidirectional-InfoGAN): x (n, C, H, W) in [-1, 1]."""
+        if self.bidirectional:
+            return self.enc_head(self.enc_trunk(x))[0]
+        if self.q_head is None:
+            raise BadInputError("this model has no codes (vanilla GAN): there is nothing to encode")
+        return self.q_head(self.trunk(x))[0]
+
+    def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Bidirectional-InfoGAN: E(x) as a latent vector (..., latent_dim) [z, softmax(cat), cont mean]."""
+        codes, z = self.enc_head(self.enc_trunk(x))
+        probs = codes.cat_logits.softmax(-1).flatten(-2)
+        return torch.cat([z, probs, codes.cont_mean], dim=-1)
+
+    def discriminate(self, x: torch.Tensor, latent_vec: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logit (n,) (a pack's: (B, K)); for Bidirectional-InfoGAN on the (x, latent) pair."""
+        h = self.trunk(x)
+        if self.bidirectional:
+            h = torch.cat([h, self.latent_embed(latent_vec)], dim=-1)
+        return self.d_head(h).squeeze(-1)
+
+    # ----------------------------------------------------------------- parameter groups
+    def d_parameters(self) -> list[nn.Parameter]:
+        """What D's optimiser updates: the trunk and D's head (and the latent embedding, or Q's head)."""
+        mods = [self.trunk, self.d_head] + ([self.latent_embed] if self.bidirectional else [])
+        if self.q_with_d:
+            mods.append(self.q_head)
+        return [p for m in mods for p in m.parameters()]
+
+    def g_parameters(self) -> list[nn.Parameter]:
+        """What G's optimiser updates: G and Q's head unless D's optimiser trains it (E for
+        Bidirectional-InfoGAN: its head, then its trunk; the order the optimiser state keeps)."""
+        mods: list[nn.Module] = [self.generator]
+        if self.q_head is not None and not self.q_with_d:
+            mods.append(self.q_head)
+        if self.bidirectional:
+            mods += [self.enc_head, self.enc_trunk]
+        return [p for m in mods for p in m.parameters()]
+
+
+class InfoGAN(Networks, nn.Module):
+    """All networks of one run (`Networks`). `encode` is Q (D's trunk + `q_head`) or, when
+    bidirectional, the encoder E (its own `enc_trunk` + `enc_head`, which also reads z)."""
+
     def __init__(self, config: InfoGANConfig, image_shape: tuple[int, int, int]):
         super().__init__()
         self.config, self.image_shape = config, tuple(image_shape)
         self.arch = resolve_arch(self.image_shape)
+        self.bidirectional, self.cat_dim = config.bidirectional, config.cat_dim
         c, w = image_shape[0], config.width
         self.generator = build_generator(self.arch, config.latent_dim, c, w)
         self.trunk, feats = build_trunk(self.arch, c, w)
@@ -164,67 +259,7 @@ class InfoGAN(nn.Module):
         else:
             self.d_head = nn.Linear(feats, 1)
             self.q_head = CodeHead(feats, config, hidden=hidden) if config.has_codes else None
+        self.q_with_d = config.q_update == "d" and self.q_head is not None
 
-    # ----------------------------------------------------------------- latent codes
     def sample_latent(self, n: int, generator: torch.Generator) -> Latent:
-        cfg, dev = self.config, generator.device
-        if cfg.noise_dist == "uniform":
-            z = torch.rand(n, cfg.noise_dim, generator=generator, device=dev) * 2 - 1
-        else:
-            z = torch.randn(n, cfg.noise_dim, generator=generator, device=dev)
-        cat = torch.randint(cfg.cat_dim, (n, cfg.n_cat_codes), generator=generator, device=dev)
-        cont = torch.rand(n, cfg.n_cont_codes, generator=generator, device=dev) * 2 - 1
-        return Latent(z, cat, cont)
-
-    def latent_vector(self, latent: Latent) -> torch.Tensor:
-        """(n, latent_dim): [z, one-hot cat codes, cont codes], G's input."""
-        onehot = F.one_hot(latent.cat, self.config.cat_dim).flatten(1).to(latent.z.dtype)
-        return torch.cat([latent.z, onehot, latent.cont], dim=1)
-
-    def generate(self, latent: Latent) -> torch.Tensor:
-        return self.generator(self.latent_vector(latent))  # (n, C, H, W)
-
-    # ----------------------------------------------------------------- reading codes
-    def encode(self, x: torch.Tensor) -> Codes:
-        """Q(c | x) (or E(x) for Bidirectional-InfoGAN): x (n, C, H, W) in [-1, 1]."""
-        if self.config.bidirectional:
-            return self.enc_head(self.enc_trunk(x))[0]
-        if self.q_head is None:
-            raise BadInputError("this model has no codes (vanilla GAN): there is nothing to encode")
-        return self.q_head(self.trunk(x))[0]
-
-    def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
-        """Bidirectional-InfoGAN: E(x) as a latent vector (n, latent_dim) [z, softmax(cat), cont mean]."""
-        codes, z = self.enc_head(self.enc_trunk(x))
-        probs = codes.cat_logits.softmax(-1).flatten(1)
-        return torch.cat([z, probs, codes.cont_mean], dim=1)
-
-    def discriminate(self, x: torch.Tensor, latent_vec: torch.Tensor | None = None) -> torch.Tensor:
-        """D's logit (n,); for Bidirectional-InfoGAN on the (x, latent) pair."""
-        h = self.trunk(x)
-        if self.config.bidirectional:
-            h = torch.cat([h, self.latent_embed(latent_vec)], dim=1)
-        return self.d_head(h).squeeze(1)
-
-    # ----------------------------------------------------------------- parameter groups
-    @property
-    def q_with_d(self) -> bool:
-        """Q's head is trained by D's optimiser (config.q_update == 'd'; never E's head, which fools D)."""
-        return self.config.q_update == "d" and self.q_head is not None
-
-    def d_parameters(self) -> list[nn.Parameter]:
-        """What D's optimiser updates: the trunk and D's head (and the latent embedding, or Q's head)."""
-        mods = [self.trunk, self.d_head] + ([self.latent_embed] if self.config.bidirectional else [])
-        if self.q_with_d:
-            mods.append(self.q_head)
-        return [p for m in mods for p in m.parameters()]
-
-    def g_parameters(self) -> list[nn.Parameter]:
-        """What G's optimiser updates: G and Q's head unless D's optimiser trains it (E for
-        Bidirectional-InfoGAN: its head, then its trunk; the order the optimiser state keeps)."""
-        mods: list[nn.Module] = [self.generator]
-        if self.q_head is not None and not self.q_with_d:
-            mods.append(self.q_head)
-        if self.config.bidirectional:
-            mods += [self.enc_head, self.enc_trunk]
-        return [p for m in mods for p in m.parameters()]
+        return sample_latent(self.config, n, generator)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -147,8 +147,8 @@ class BasicPropLine(ProceduralData):
     """One vertical line; factor `position` (10 columns)."""
 
     name = "basicprop-line"
-    factor_names = ["position"]
-    factors_num_values = [10]
+    factor_names: ClassVar[list[str]] = ["position"]
+    factors_num_values: ClassVar[list[int]] = [10]
 
     def __init__(self, *, size: int = 28, noise: bool = False) -> None:
         super().__init__(size=size, noise=noise)
@@ -167,8 +167,8 @@ class BasicPropRects(ProceduralData):
     """Two bottom-aligned vertical bars; factors `left_height`, `right_height` (10 each)."""
 
     name = "basicprop-rects"
-    factor_names = ["left_height", "right_height"]
-    factors_num_values = [10, 10]
+    factor_names: ClassVar[list[str]] = ["left_height", "right_height"]
+    factors_num_values: ClassVar[list[int]] = [10, 10]
 
     def __init__(self, *, size: int = 28, noise: bool = False) -> None:
         super().__init__(size=size, noise=noise)
@@ -192,8 +192,8 @@ class Sprites(ProceduralData):
     """dSprites: factors shape, scale, orientation, posX, posY; rendered by inverse-transforming pixels."""
 
     name = "sprites"
-    factor_names = ["shape", "scale", "orientation", "posX", "posY"]
-    factors_num_values = [3, 6, 40, 32, 32]
+    factor_names: ClassVar[list[str]] = ["shape", "scale", "orientation", "posX", "posY"]
+    factors_num_values: ClassVar[list[int]] = [3, 6, 40, 32, 32]
     _RADIUS = 0.16  # sprite radius at scale 1 as a fraction of the canvas; the biggest stays in [0, 1]
 
     def __init__(self, *, size: int = 64) -> None:

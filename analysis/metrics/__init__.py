@@ -55,6 +55,7 @@ from analysis.metrics.quality import (
 from analysis.metrics.sap import compute_sap
 
 __all__ = [
+    "UNREADABLE",
     "CentralityDesign",
     "CentralityResult",
     "FactorReader",
@@ -62,7 +63,6 @@ __all__ = [
     "GroundTruthData",
     "RepresentationFn",
     "TraverseFn",
-    "UNREADABLE",
     "centrality_from_scores",
     "centrality_score",
     "compute_beta_vae",

@@ -137,10 +137,8 @@ def _compute_continuous_scores(grid: np.ndarray, attributes: np.ndarray) -> dict
     rho = np.abs(np.nansum(rho, axis=1) / np.maximum(measured, 1))  # |mean over rows|; 0 where never measured
     best = rho.argmax(axis=1)  # (n_cont,) each code's strongest attribute
     effect = rho[np.arange(len(rho)), best]
-    if len(rho) > 1:
-        others = np.array([np.delete(rho[:, a], c).max() for c, a in enumerate(best)])
-    else:
-        others = np.zeros(1)
+    # each code's strongest effect on any other attribute (none to compare with: 0)
+    others = np.array([np.delete(rho[:, a], c).max() for c, a in enumerate(best)]) if len(rho) > 1 else np.zeros(1)
     gap = np.maximum(effect - others, 0.0)  # a code that moves nothing has no gap, not a negative one
     return {"cont_effect": float(effect.mean()), "cont_gap": float(gap.mean())}
 

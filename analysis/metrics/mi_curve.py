@@ -46,10 +46,8 @@ def _summarise(steps: np.ndarray, values: np.ndarray, *, threshold: float) -> di
         return {"final": float("nan"), "max": float("nan"), "step_to_threshold": float("nan"), "auc": float("nan")}
     reached = np.flatnonzero(values >= threshold)
     span = steps[-1] - steps[0]
-    if span > 0:
-        auc = float(np.sum(np.diff(steps) * (values[1:] + values[:-1]) / 2) / span)
-    else:
-        auc = float(values[0])
+    # trapezoidal mean over the steps; a single report is its own mean
+    auc = float(np.sum(np.diff(steps) * (values[1:] + values[:-1]) / 2) / span) if span > 0 else float(values[0])
     return {
         "final": float(values[-1]),
         "max": float(values.max()),

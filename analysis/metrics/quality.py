@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analysis.metrics.frechet import compute_frechet_distance
-from trainables.errors import BadInputError
+from trainables.errors import BadInputError, one_line
 
 FORMAT_VERSION = 1
 
@@ -224,9 +224,8 @@ def inception_fid(real_images: Tensor, fake_images: Tensor, *, batch_size: int =
         return None, f"torchmetrics (with its image extra) is not installed: {error}"
     try:
         metric = FrechetInceptionDistance(feature=2048, normalize=True)
-    except Exception as error:  # missing torch-fidelity, a failed weight download, ...
-        first_line = str(error).splitlines()[0] if str(error) else ""
-        return None, f"Inception weights unavailable: {type(error).__name__}: {first_line}"
+    except Exception as error:  # noqa: BLE001 - missing torch-fidelity, a failed weight download, ...
+        return None, f"Inception weights unavailable: {one_line(error)}"
     for images, real in ((real_images, True), (fake_images, False)):
         for batch in images.split(batch_size):
             rgb = batch.float().cpu().expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch.float().cpu()

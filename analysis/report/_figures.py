@@ -292,8 +292,8 @@ def get_population_plot(info: PopulationInfo) -> go.Figure:
     as boxes with all points, and the success threshold."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
-                        subplot_titles=(f"{info.score} per seed (higher is better)", f"{FD} per seed (lower is better)"))  # fmt: skip
+    titles = (f"{info.score} per seed (higher is better)", f"{FD} per seed (lower is better)")
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04, subplot_titles=titles)
     groups = info.groups[::-1]  # plotly draws categories bottom-up
     for i, g in enumerate(groups):
         color = PALETTE[(len(groups) - 1 - i) % len(PALETTE)]

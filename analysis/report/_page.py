@@ -61,7 +61,8 @@ th { background: #f3f4f6; } tr.failed td { color: #a33; }
 .note, .missing { color: #666; font-style: italic; }
 .grids { display: flex; flex-wrap: wrap; gap: 1em; } figure { margin: 0; }
 img { image-rendering: pixelated; border: 1px solid #ccc; } figcaption { text-align: center; color: #555; }
-nav a { margin-right: 1em; } ul.verdict li { margin: 0.3em 0; } dl.scores dt { font-weight: bold; margin-top: 0.4em; } dl.scores dd { margin-left: 1.5em; }
+nav a { margin-right: 1em; } ul.verdict li { margin: 0.3em 0; }
+dl.scores dt { font-weight: bold; margin-top: 0.4em; } dl.scores dd { margin-left: 1.5em; }
 """
 
 

@@ -21,6 +21,7 @@ is computed. All randomness is seeded: the page is the same on every render.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -124,7 +125,7 @@ def get_population_info(tables: ReportTables) -> PopulationInfo:
             n_seeds=len(g), successes=successes, rate=rate, interval=interval,
         ))  # fmt: skip
     comparisons = []
-    for i, (a, b) in enumerate(zip(groups, groups[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(groups)):
         if not a.scores or not b.scores:
             continue
         x, y = np.asarray(a.scores), np.asarray(b.scores)

@@ -294,12 +294,19 @@ def _signal_name(column: str) -> str:
 
 def selection_html(info: SelectionInfo) -> str:
     if not info.pick:
-        return "<p>No trial is a candidate (none has a selection/score: no model's final MI bound reached 0.5); nothing was picked.</p>"
+        return (
+            "<p>No trial is a candidate (none has a selection/score: no model's final MI bound reached 0.5); "
+            "nothing was picked.</p>"
+        )
     definition = SCORE_DESCRIPTIONS.get(info.signal, "")
-    ties = f" It ties with {len(info.tied) - 1} other candidate(s) ({', '.join(info.tied[1:])}); the first by id is shown." if len(info.tied) > 1 else ""  # fmt: skip
+    ties = ""
+    if len(info.tied) > 1:
+        others = ", ".join(info.tied[1:])
+        ties = f" It ties with {len(info.tied) - 1} other candidate(s) ({others}); the first by id is shown."
     text = (
         f"<p>Without labels, the pick is <code>{escape(info.pick)}</code> ({escape(info.pick_label)}): the highest "
-        f"<code>{escape(_signal_name(info.signal))}</code> ({fmt(info.pick_value)}) among {info.n_candidates} candidates "
+        f"<code>{escape(_signal_name(info.signal))}</code> ({fmt(info.pick_value)}) "
+        f"among {info.n_candidates} candidates "
         f"(models whose final MI bound reached 0.5). {escape(definition)}{escape(ties)}</p>"
     )
     if not info.best_trial:
@@ -319,7 +326,8 @@ def selection_html(info: SelectionInfo) -> str:
         f"<b>{fmt(info.pick_score)}</b>, {versus}; the candidates' median is {fmt(info.median_score)}.</p>"
     )
     rows = "".join(
-        f"<tr><td><code>{escape(_signal_name(c.column))}</code>{' (the pick’s)' if c.column == info.signal else ''}</td>"
+        f"<tr><td><code>{escape(_signal_name(c.column))}</code>"
+        f"{' (the pick’s)' if c.column == info.signal else ''}</td>"
         f"<td>{escape(c.definition)}</td><td>{c.n}</td><td>{fmt(c.spearman, 2)}</td>"
         f"<td><code>{escape(c.pick) or '—'}</code></td><td>{fmt(c.pick_score)}</td><td>{fmt(c.regret, 2)}</td></tr>"
         for c in info.checks

@@ -74,7 +74,8 @@ def _order(population: PopulationInfo) -> list[str]:
                   f"{fmt(c.interval.high, 2)}")  # fmt: skip
     more = "" if c.more_seeds is None else f"; about {c.more_seeds} more seeds each would settle a difference this size"
     return [
-        f"The top {len(tied)} configurations ({', '.join(tied)}) cannot be told apart on the seeds run ({detail}){more}."
+        f"The top {len(tied)} configurations ({', '.join(tied)}) cannot be told apart "
+        f"on the seeds run ({detail}){more}."
     ]
 
 

@@ -3,7 +3,8 @@
 Writes trials.parquet, curves.parquet and selection.parquet (`analysis.schema`) into the
 experiment folder or --out. An experiment at a URI (`--storage-path s3://...`) is scored in a
 temporary local copy (`analysis.storage`) and the tables are uploaded into it (or to --out, a
-folder or a URI), with the classifiers cached in ~/.cache/infogan-study as the study's driver does. Scoring runs in this process by default, in --workers N local
+folder or a URI), with the classifiers cached in ~/.cache/infogan-study as the study's driver
+does. Scoring runs in this process by default, in --workers N local
 processes, or as one Ray task per trial (1 CPU each) on the cluster at --address (probed first,
 like the study commands': a wrong address is one line within seconds). An experiment whose
 checkpoints are all gone is refused (exit 2), and so is one none of whose trials saved a
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
         probe_address(args.address, timeout_s=CONNECT_TIMEOUT_S / 3)  # a wrong address: one line, in seconds
 
-    from analysis.storage import is_uri, local_copy, user_cache
+    from analysis import is_uri, local_copy, user_cache
     from trainables.loop import resolve_device
 
     device = resolve_device(args.device).type
@@ -83,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
     if not is_uri(args.experiment):
         return _analyze(args, args.experiment, out=args.out, device=device)
     if args.address and args.address != "local":
-        raise BadInputError(f"--address {args.address} with an experiment at {args.experiment}: the tasks would read "
-                            "this machine's temporary copy; score here (--workers N) or where the storage is mounted")  # fmt: skip
+        raise BadInputError(f"--address {args.address} with an experiment at {args.experiment}: the tasks would "
+                            "read this machine's temporary copy; score here (--workers N) or where the storage is "
+                            "mounted")  # fmt: skip
     with local_copy(args.experiment) as folder:
         local_out = args.out if args.out and not is_uri(args.out) else None
         return _analyze(args, folder, out=local_out, device=device, cache=user_cache(),
@@ -93,10 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace, experiment_path: Any, *, out: str | None, device: str,
              cache: str | None = None, upload_to: str | None = None) -> int:  # fmt: skip
-    from analysis.collect import analyze_experiment, serial_map
-    from analysis.scoring import FULL, QUICK
-    from analysis.storage import upload
-    from analysis.tune_folder import read_experiment
+    from analysis import FULL, QUICK, analyze_experiment, read_experiment, serial_map, upload
 
     experiment = read_experiment(experiment_path)  # a bad folder is refused before Ray is connected
     _check_something_to_score(experiment)
@@ -170,7 +169,7 @@ def _mapper(args: argparse.Namespace, progress: bool) -> Iterator[Mapper | None]
     if args.address:
         yield _ray_mapper(args.address, progress)
     elif args.workers:
-        from analysis.scoring import one_thread_worker
+        from analysis import one_thread_worker
 
         context = multiprocessing.get_context("spawn")  # no fork after torch has started its threads
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, initializer=one_thread_worker) as pool:

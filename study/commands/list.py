@@ -38,7 +38,7 @@ def _last_change(folder: Path) -> float:
 
 
 def _trial_counts(folder: Path, planned: int) -> dict[str, int]:
-    from analysis.tune_folder import read_experiment
+    from analysis import read_experiment
 
     counts = dict.fromkeys(STATES, 0)
     try:

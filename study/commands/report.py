@@ -35,8 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.report import write_report
-    from analysis.storage import is_uri
+    from analysis import is_uri, write_report
 
     if not is_uri(args.experiment):
         print(write_report(args.experiment, args.out, images=args.images, success_threshold=args.success_threshold))
@@ -53,7 +52,7 @@ def _local_tables(uri: str, *, images: bool) -> Iterator[Path]:
     checkpoint folders trials.parquet names (relative to the experiment, as `analyze` records them)."""
     import pyarrow.parquet as pq
 
-    from analysis.storage import download, local_copy
+    from analysis import download, local_copy
 
     tables = lambda rel: "/" not in rel and rel.endswith(".parquet")  # noqa: E731
     with local_copy(uri, wanted=tables, missing=f"run `infogan-study analyze {uri}` first") as folder:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.startup_trials < 0:
         raise BadInputError(f"--startup-trials {args.startup_trials}: must be >= 0")
     objectives = args.objective
-    if objectives and len(set(o.split(":")[0] for o in objectives)) != len(objectives):
+    if objectives and len({o.split(":")[0] for o in objectives}) != len(objectives):
         raise BadInputError("the same --objective metric is given twice")
     spec, param_space = plan_from_args(
         args, kind="search", space=args.space, seeds=None, objectives=objectives,

@@ -35,7 +35,7 @@ EXIT_DIVERGED = 3
 
 
 class _HelpConfig(argparse.Action):
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+    def __call__(self, parser, namespace, values, option_string=None):
         print("config fields (use --set field=value):\n" + describe_fields())
         parser.exit(0)
 

@@ -42,7 +42,7 @@ def _trial_row(name: str, seed: int, changes: dict, dis: float, fd: float, ckpt_
     config = InfoGANConfig.from_dict({"dataset": "mnist", "width": 0.125, "steps": STEPS, **changes, "seed": seed})
     trial_id = f"{name}_s{seed}"
     diverged = math.isnan(dis)
-    row: dict = {c: NAN for c in SCORE_COLUMNS} | {c: False for c in FLAG_COLUMNS}
+    row: dict = dict.fromkeys(SCORE_COLUMNS, NAN) | dict.fromkeys(FLAG_COLUMNS, False)
     row |= config.to_dict() | {
         "trial_id": trial_id, "experiment": "synthetic", "group": f"g-{name}",
         "group_label": f"{config.model_kind} " + (" ".join(f"{k}={v}" for k, v in changes.items()) or "defaults"),

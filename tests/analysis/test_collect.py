@@ -101,7 +101,7 @@ def test_configuration_columns_groups_and_labels(analysed):
 def test_models_with_codes_get_every_quick_score(analysed):
     _, tables = analysed
     scored = tables["trials"].set_index("trial_id").loc[[IDS[4], IDS[6], IDS[7], IDS[8]]]
-    assert np.isfinite(scored[CODE_SCORES + ["quality/fd", "quality/class_coverage", "quality/purity"]]).all().all()
+    assert np.isfinite(scored[[*CODE_SCORES, "quality/fd", "quality/class_coverage", "quality/purity"]]).all().all()
     assert (scored["score/disentanglement"] == scored["gen/cat_acc"]).all()  # the headline is generator-side
     assert (scored["gen/reader_acc"] == 1.0).all()  # basicprop-line is read off exactly
     assert scored[["q/dci_disentanglement", "quality/inception_fid"]].isna().all().all()  # skipped by --quick
@@ -112,7 +112,7 @@ def test_models_with_codes_get_every_quick_score(analysed):
 def test_a_vanilla_gan_has_nan_code_scores_but_sample_quality(analysed):
     _, tables = analysed
     vanilla = tables["trials"].set_index("trial_id").loc[VANILLA]
-    assert vanilla[CODE_SCORES + ["score/disentanglement", "quality/purity", "mi/final"]].isna().all().all()
+    assert vanilla[[*CODE_SCORES, "score/disentanglement", "quality/purity", "mi/final"]].isna().all().all()
     assert np.isfinite(vanilla["quality/fd"]).all()
     assert not vanilla["flag/mi_stuck"].any()  # its mi/cat is a constant 0 by construction, not a stuck code
     assert (vanilla["status"] == "completed").all() and vanilla["selection/centrality"].isna().all()

@@ -40,7 +40,7 @@ def test_a_real_tune_experiment_scored_by_ray_tasks(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(selection_module, "MIN_CANDIDATE_MI", -math.inf)
     from ray import tune
 
-    from trainables.tune_trainable import infogan_trainable
+    from trainables.tune import infogan_trainable
 
     ray.init(
         address="local", num_cpus=2, include_dashboard=False, log_to_driver=False

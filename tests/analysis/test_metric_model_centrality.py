@@ -12,8 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.metrics import compute_model_centrality, mean_pairwise_nmi
-from analysis.metrics import centrality_from_scores, centrality_score, sample_centrality_design
+from analysis.metrics import (
+    centrality_from_scores,
+    centrality_score,
+    compute_model_centrality,
+    mean_pairwise_nmi,
+    sample_centrality_design,
+)
 from trainables.errors import BadInputError
 
 NUM_VALUES = 6

@@ -245,7 +245,8 @@ def test_a_lone_diverged_trial_still_gives_a_page_of_notes(tables):
 
 def test_settings_shared_by_every_group_are_cut_from_the_labels():
     labels = pd.Series(["infogan dataset=sprites width=0.5", "gan+codes dataset=sprites lambda_info=0 width=0.5",
-                        "infogan dataset=sprites width=0.5", "infogan dataset=sprites lambda_info=2 width=0.5"])  # fmt: skip
+                        "infogan dataset=sprites width=0.5",
+                        "infogan dataset=sprites lambda_info=2 width=0.5"])  # fmt: skip
     short, common = shorten_labels(labels)
     assert short.tolist() == ["infogan", "gan+codes lambda_info=0", "infogan", "infogan lambda_info=2"]
     assert common == "dataset=sprites width=0.5"
@@ -288,7 +289,7 @@ def test_the_verdict_says_who_disentangles_how_often_what_matters_and_what_was_p
 
 def test_without_labels_the_ranking_uses_the_label_free_score_and_says_so(tables):
     label_columns = [c for c in tables.trials.columns if c.startswith(("gen/", "q/real", "quality/"))]
-    trials = tables.trials.assign(**{c: np.nan for c in [*label_columns, "score/disentanglement"]})
+    trials = tables.trials.assign(**dict.fromkeys([*label_columns, "score/disentanglement"], np.nan))
     blind = dataclasses.replace(tables, trials=trials, labels=False)
     info = get_ranking_info(blind, get_population_info(blind))
     assert info.score == "selection/score" and info.rows[0].group == "g-lam05"  # its seed 1 has the top balance

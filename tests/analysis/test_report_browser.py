@@ -76,7 +76,7 @@ def test_report_renders_in_headless_chromium(experiment_with_checkpoints, tmp_pa
     print(f"screenshot: {screenshot}\nrender check: {check}")
 
     assert check["errors"] == []
-    assert expected == 5 and check["plots"] == expected  # parallel, importance, MI, Pareto, centrality matrix
+    assert expected == 6 and check["plots"] == expected  # seeds, parallel, importance, MI, Pareto, centrality matrix
     assert all(n >= 1 for n in check["svgs_per_plot"]), check["svgs_per_plot"]
     assert check["images"] == check["decoded"] == 9  # 3 codes x (2 best trials + the failed one)
     assert check["fetched"] == []  # offline: plotly.js and the images are in the page

@@ -45,9 +45,11 @@ def test_upload_puts_files_beside_the_experiment(tmp_path: Path) -> None:
 def test_nothing_there_is_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(BadInputError, match="nothing there; run analyze"):
-        with local_copy(empty.as_uri(), missing="run analyze"):
-            pass
+    with (
+        pytest.raises(BadInputError, match="nothing there; run analyze"),
+        local_copy(empty.as_uri(), missing="run analyze"),
+    ):
+        pass
     with pytest.raises(BadInputError, match="cannot list it"):
         download((tmp_path / "missing").as_uri(), tmp_path / "out")
 

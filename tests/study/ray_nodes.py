@@ -10,6 +10,7 @@ holds; stopping them never uses `ray stop`, which ends every Ray process of the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -83,7 +84,8 @@ class LocalCluster:
     def start_head(self, *, num_cpus: int) -> None:
         self._start(["--head", "--port", str(self.gcs_port), "--num-cpus", str(num_cpus), "--include-dashboard",
                      "true", "--dashboard-host", LOOPBACK, "--dashboard-port", str(self.dashboard_port),
-                     "--ray-client-server-port", str(free_port()), "--temp-dir", str(self.temp_dir)], "head")  # fmt: skip
+                     "--ray-client-server-port", str(free_port()), "--temp-dir", str(self.temp_dir)],
+                    "head")  # fmt: skip
 
     def add_worker(self, *, num_cpus: int, resources: dict[str, float]) -> None:
         # A temp dir of its own, as on a separate machine: nodes sharing one unpack the job's working
@@ -184,10 +186,8 @@ class LocalCluster:
                 node.send_signal(signal.SIGTERM)
         _, alive = psutil.wait_procs(list(procs.values()), timeout=15)
         for p in alive:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(alive, timeout=10)
         for folder in temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)

@@ -15,6 +15,7 @@ stopped by process id at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,7 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 STEPS, EVERY = 200, 20
 SEEDS = 3  # two at a time on the two one-CPU nodes: the job is stopped while the third runs
 NAME = "cluster-sweep"
-SPACE = f"from ray import tune\nDESCRIPTION = 'seeds'\ndef space():\n    return {{'seed': tune.grid_search(list(range({SEEDS})))}}\n"
+SPACE = (
+    "from ray import tune\nDESCRIPTION = 'seeds'\n"
+    f"def space():\n    return {{'seed': tune.grid_search(list(range({SEEDS})))}}\n"
+)
 
 
 @pytest.fixture
@@ -47,14 +51,12 @@ def _reports(trial_dir: Path) -> list[dict]:
     lines = file.read_text().splitlines() if file.exists() else []
     out = []
     for line in lines:
-        try:
+        with contextlib.suppress(ValueError):  # a line being written
             out.append(json.loads(line))
-        except ValueError:  # a line being written
-            pass
     return out
 
 
-def _wait_for(what: str, condition, cluster: LocalCluster, job_id: str, timeout_s: float = 240):  # noqa: ANN001, ANN202
+def _wait_for(what: str, condition, cluster: LocalCluster, job_id: str, timeout_s: float = 240):
     """Poll `condition` (files, cheap) every 0.5 s and the job (a CLI call) every 5 s."""
     deadline = time.monotonic() + timeout_s
     polls = 0

@@ -13,7 +13,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from study.launcher import CHECKPOINTS_KEPT, _scheduler, _searcher, build_tuner, check_optuna_storage, find_study
 from study.plan import Objective, StudySpec, read_spec, write_spec
 from trainables.errors import BadInputError
-from trainables.tune_trainable import infogan_trainable, with_trial_resources
+from trainables.tune import infogan_trainable, with_trial_resources
 
 
 def _spec(tmp_path: Path, **changes: object) -> StudySpec:

@@ -1,7 +1,9 @@
 """The project's own packages use Ray Tune and scikit-learn through their public APIs only: no
 module reads Tune's internal state files or Ray's temp folder, and none touches a private
 (underscore) module or attribute of Ray or scikit-learn. Those change between releases without
-notice, and an upgrade would then break `status`, `analyze` or `resume` silently.
+notice, and an upgrade would then break `status`, `analyze` or `resume` silently. What the packed
+optimiser relies on in torch beyond its documented API is pinned here too, and `study` reaches
+`analysis` through its public surface only.
 
 Our own private helpers (`_name`, `self._x`, `module._helper` of our packages) are fine.
 """
@@ -9,10 +11,12 @@ Our own private helpers (`_name`, `self._x`, `module._helper` of our packages) a
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("trainables", "study", "analysis", "search_spaces")
@@ -142,3 +146,91 @@ def test_the_uv_worker_switch_is_its_environment_variable_set_before_ray() -> No
     assert kept == "1"
     late = _python("import ray, study; from study.ray_runtime import uv_switch_missed; print(uv_switch_missed())")
     assert late == "True"
+
+
+# ---------------------------------------------------------------------------------- our analysis surface
+def test_study_imports_analysis_through_its_public_surface() -> None:
+    """`study` imports `analysis` names from the package (its `__all__`), never from its modules."""
+    deep = []
+    for module in sorted((REPO / "study").rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("analysis."):
+                deep.append(f"{module.relative_to(REPO)}:{node.lineno}: from {node.module}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "analysis":
+                import analysis
+
+                deep += [f"{module.relative_to(REPO)}: {a.name}" for a in node.names if a.name not in analysis.__all__]
+    assert deep == []
+
+
+def test_every_public_analysis_name_resolves_and_reading_a_folder_needs_no_heavy_import() -> None:
+    import analysis
+
+    for name in analysis.__all__:
+        assert getattr(analysis, name) is getattr(importlib.import_module(analysis._HOMES[name]), name)
+    heavy = "('torch', 'sklearn', 'plotly', 'ray')"
+    assert (
+        _python(f"import sys\nfrom analysis import read_experiment\nprint([m for m in {heavy} if m in sys.modules])")
+        == "[]"
+    )
+
+
+# ---------------------------------------------------------------------------------- torch
+# The packed optimiser (`trainables/packed/_optim.py`) and a pack member's checkpoint
+# (`PackedTrainer.member_state_dict`) rely on these behaviours of torch.optim and autograd, which
+# torch's documentation does not spell out. A torch upgrade that changes one fails here, by name.
+
+
+def test_fused_adam_steps_the_state_it_is_handed_in_place() -> None:
+    """`_optim.py` hands fused Adam per-parameter states whose tensors are views of its flat
+    buffers: Adam must keep them (not replace them) and update them in place."""
+    flat = torch.zeros(12)
+    exp_avg, exp_avg_sq = flat[:6].view(2, 3), flat[6:].view(2, 3)
+    p = torch.nn.Parameter(torch.ones(2, 3))
+    adam = torch.optim.Adam([p], lr=0.1, betas=(0.5, 0.9), eps=1e-8, fused=True)
+    adam.state[p] = {"step": torch.zeros((), dtype=torch.float32), "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+    p.grad = torch.full((2, 3), 2.0)
+    adam.step()
+    assert adam.state[p]["exp_avg"] is exp_avg and adam.state[p]["exp_avg_sq"] is exp_avg_sq
+    # m = (1 - 0.5) * 2 = 1, v = (1 - 0.9) * 4 = 0.4; the step: 0.1 * (1 / 0.5) / (sqrt(0.4 / 0.1) + 1e-8) = 0.1
+    torch.testing.assert_close(flat, torch.tensor([1.0] * 6 + [0.4] * 6))
+    torch.testing.assert_close(p.detach(), torch.full((2, 3), 0.9))
+    assert adam.state[p]["step"].item() == 1.0
+
+
+def test_the_optimisers_own_state_layout_is_what_a_member_checkpoint_writes() -> None:
+    """A member's optimiser states are handed to a single run's optimisers (`optimizer.state[p] =
+    ...`) in the layout they keep themselves, and written by their `state_dict` keyed by parameter
+    position: fused Adam's step is a float32 scalar tensor, SGD keeps a momentum buffer."""
+    params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2, 2))]
+    for p in params:
+        p.grad = torch.ones_like(p)
+    adam, sgd = torch.optim.Adam(params, fused=True), torch.optim.SGD(params, lr=0.1, momentum=0.5, fused=True)
+    adam.step()
+    sgd.step()
+    assert [sorted(adam.state[p]) for p in params] == [["exp_avg", "exp_avg_sq", "step"]] * 2
+    step = adam.state[params[0]]["step"]
+    assert step.dtype == torch.float32 and step.dim() == 0 and step.device == params[0].device
+    assert [sorted(sgd.state[p]) for p in params] == [["momentum_buffer"]] * 2
+    handed = torch.optim.Adam(params, fused=True)
+    for p, state in zip(params, [adam.state[p] for p in params]):
+        handed.state[p] = {k: v.clone() for k, v in state.items()}
+    written = handed.state_dict()
+    assert list(written["state"]) == [0, 1]
+    fresh = torch.optim.Adam(params, fused=True)
+    fresh.load_state_dict(written)
+    torch.testing.assert_close(fresh.state[params[1]]["exp_avg_sq"], adam.state[params[1]]["exp_avg_sq"])
+
+
+def test_parameters_and_gradients_can_live_in_a_flat_buffer() -> None:
+    """`_optim.py` makes each parameter a view of one flat buffer (`p.data = view`) and, on its
+    elementwise paths, each gradient too (`p.grad = view`): autograd must accumulate into such a
+    gradient in place, so the flat buffer holds every gradient after `backward`."""
+    flat, grads = torch.arange(6.0), torch.zeros(6)
+    p = torch.nn.Parameter(torch.empty(2, 3))
+    p.data = flat.view(2, 3)
+    p.grad = grads.view(2, 3)
+    (p * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    torch.testing.assert_close(grads, torch.tensor([1.0, 2.0, 3.0] * 2))
+    flat.add_(1.0)  # an update of the buffer is an update of the parameter
+    torch.testing.assert_close(p.detach(), torch.arange(6.0).view(2, 3) + 1)

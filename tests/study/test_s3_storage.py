@@ -80,7 +80,8 @@ def test_sweep_interrupt_resume_status_analyze_report_on_s3(s3_env: dict[str, st
     space.write_text(SPACE)
     log = tmp_path / "sweep.log"
     argv = ["sweep", str(space), "--dataset", "basicprop-line", "--batch-size", "8", "--set", "width=0.125",
-            "--steps", str(STEPS), "--set", f"report_every={EVERY}", "--storage-path", STORAGE, "--name", NAME]  # fmt: skip
+            "--steps", str(STEPS), "--set", f"report_every={EVERY}", "--storage-path", STORAGE,
+            "--name", NAME]  # fmt: skip
     with log.open("w") as out:
         driver = subprocess.Popen([sys.executable, "-m", "study.cli", *argv], cwd=REPO, env=s3_env, stdout=out,
                                   stderr=subprocess.STDOUT)  # fmt: skip

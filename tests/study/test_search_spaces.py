@@ -13,7 +13,7 @@ from ray.tune.search.variant_generator import generate_variants
 from search_spaces import describe_spaces, grid_size, load_space, space_names
 from study.plan import build_param_space, check_trial_configs
 from trainables.errors import BadInputError
-from trainables.tune_trainable import build_config
+from trainables.trial_record import build_config
 
 REQUIRED = {"seed-ablation", "lambda-ratio", "categories", "instance-noise", "optuna"}
 

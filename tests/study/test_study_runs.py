@@ -35,7 +35,8 @@ from study.launcher import CHECKPOINTS_KEPT
 from study.ray_runtime import init_local
 from study.status import format_table, load_study
 from trainables.checkpoint import FILENAME
-from trainables.tune_trainable import RECORD_FILE, infogan_trainable
+from trainables.trial_record import RECORD_FILE
+from trainables.tune import infogan_trainable
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--dataset", "basicprop-line", "--batch-size", "8", "--set", "width=0.125"]

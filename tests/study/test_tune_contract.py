@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -21,15 +22,16 @@ import pytest
 import ray
 from ray import tune
 
-from analysis.tune_folder import RECORD_FILE as READER_RECORD_FILE
 from analysis.tune_folder import read_experiment
 from study.cli import main
-from study.launcher import CHECKPOINTS_KEPT, build_tuner
+from study.launcher import CHECKPOINTS_KEPT, build_tuner, check_restorable, find_study
 from study.plan import Objective, StudySpec, common_settings, write_spec
 from study.ray_runtime import init_local
 from study.status import format_table, load_study
 from trainables.checkpoint import FILENAME, load_model
-from trainables.tune_trainable import KEY_METRICS, RECORD_FILE, STOPPED_BY_TUNE
+from trainables.trial_record import CHECKPOINT_FILE, PACK_KEY, RECORD_FILE, member_folder
+from trainables.tune import KEY_METRICS, STOPPED_BY_TUNE
+from trainables.tune.trainable import checkpoint_to_resume, open_record
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fixture-sweep"
 NAME = FIXTURE.name
@@ -48,8 +50,9 @@ def storage(tmp_path: Path) -> Path:
     return tmp_path / "results"
 
 
-def test_the_reader_and_the_trainable_agree_on_the_record_file() -> None:
-    assert READER_RECORD_FILE == RECORD_FILE == "infogan-trial.json"
+def test_the_record_files_keep_the_names_studies_on_disk_have() -> None:
+    """One module names them for the trainable and the reader (`trainables.trial_record`)."""
+    assert (RECORD_FILE, CHECKPOINT_FILE) == ("infogan-trial.json", "infogan-checkpoint.json")
 
 
 def test_status_shows_the_fixture_from_records_and_tune(storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,6 +69,16 @@ def test_status_shows_the_fixture_from_records_and_tune(storage: Path, capsys: p
     assert errored.split()[1:3] == ["ERROR", "-1"]  # no step; Tune counted one failure (max_failures 0):
     assert re.search(r" 1 +BadInputError: lr_g=-1\.0 is out of range: lr_g must be > 0\.0$", errored)
     assert out.splitlines()[-1] == "3 trials: 1 COMPLETED, 1 DIVERGED, 1 ERROR"
+
+
+def test_tune_state_saved_before_the_adapters_moved_still_loads(storage: Path) -> None:
+    """Tune pickles the launcher's `trial_dirname_creator` by reference into a study's state; the
+    fixture's (saved before `trainables.tune` existed) names `trainables.tune_trainable`, so a study
+    started then still loads for `resume`: its trial table, and tuner.pkl as `Tuner.restore` reads it."""
+    tuner_state = (storage / NAME / "tuner.pkl").read_bytes()
+    assert b"trainables.tune_trainable" in tuner_state
+    check_restorable(find_study(NAME, str(storage)))
+    assert pickle.loads(tuner_state)  # Tune's own file, of the study the fixture made
 
 
 def test_status_reads_a_study_through_a_storage_uri(storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,16 +219,14 @@ def test_a_trial_that_tune_restarts_from_scratch_continues_from_its_newest_check
     """Tune's state can be older than the trial's folder (its driver killed between two of Tune's
     snapshots): Tune then hands the trial no checkpoint, and the trial continues from the newest
     checkpoint it finds beside its record instead of from step 0."""
-    from trainables.tune_trainable import CHECKPOINT_FILE, TrialRecord
-
-    record = TrialRecord(str(tmp_path), {"steps": 100}, ("mi/cat", "max"))  # outside Tune: no trial id
-    assert record.checkpoint_to_resume() is None  # nothing saved yet: start from step 0
-    folder = Path(record.folder)
+    record, store = open_record(str(tmp_path), {"steps": 100}, ("mi/cat", "max"))  # outside Tune: no trial id
+    assert checkpoint_to_resume(record, store) is None  # nothing saved yet: start from step 0
+    folder = Path(store.folder)
     for name, step in [("checkpoint_000003", 80), ("checkpoint_000001", 40), ("checkpoint_000002", 60)]:
         (folder / name).mkdir()
         (folder / name / CHECKPOINT_FILE).write_text(json.dumps({"step": step, "metrics": {}}))
     (folder / "checkpoint_000004").mkdir()  # being written: no description yet
-    chosen = record.checkpoint_to_resume()
+    chosen = checkpoint_to_resume(record, store)
     assert chosen is not None and Path(chosen.path).name == "checkpoint_000003"
 
 
@@ -223,15 +234,12 @@ def test_a_trial_that_tune_restarts_from_scratch_continues_from_its_newest_check
 def test_a_pack_that_tune_restarts_from_scratch_continues_from_its_newest_pack_checkpoint(tmp_path: Path) -> None:
     """The same for a pack (`sweep --pack`): its checkpoints hold a folder per member, described
     there; a member that diverged saved none, so the newest any member describes is the one."""
-    from trainables.tune_pack import PackRecord, member_folder
-    from trainables.tune_trainable import CHECKPOINT_FILE, PACK_KEY
-
-    record = PackRecord(str(tmp_path), {PACK_KEY: [{"seed": 0}, {"seed": 1}]}, ("mi/cat", "max"))
-    assert record.checkpoint_to_resume() is None
-    folder = Path(record.folder)
+    record, store = open_record(str(tmp_path), {PACK_KEY: [{"seed": 0}, {"seed": 1}]}, ("mi/cat", "max"))
+    assert checkpoint_to_resume(record, store) is None
+    folder = Path(store.folder)
     for name, step, members in [("checkpoint_000001", 40, (0, 1)), ("checkpoint_000002", 60, (1,))]:
         for k in members:  # member 0 diverged after step 40
             (folder / name / member_folder(k)).mkdir(parents=True)
             (folder / name / member_folder(k) / CHECKPOINT_FILE).write_text(json.dumps({"step": step, "metrics": {}}))
-    chosen = record.checkpoint_to_resume()
+    chosen = checkpoint_to_resume(record, store)
     assert chosen is not None and Path(chosen.path).name == "checkpoint_000002"

@@ -199,7 +199,7 @@ def pack_module(modules: list[nn.Module]) -> nn.Module:
     raise TypeError(f"cannot pack {type(first).__name__}")
 
 
-class keep_member_stats:  # noqa: N801 - a context manager, named as one
+class keep_member_stats:  # a context manager, named as one
     """Within the block, forward passes through `module`'s packed batch norms leave the running
     statistics of the members where `members` (K,) bool is True as they were: those members'
     single runs make no such pass (e.g. Q's head in the D update at lambda = 0)."""

@@ -1,7 +1,7 @@
 """Adam and SGD for K packed members, each with its own learning rate, betas (or momentum).
 
 A packed parameter holds the K members' tensors member-major along its first dimension (see
-`trainables/packed_nn.py`), so it views as (K, n). The optimiser puts all of its parameters and
+`_layers.py`), so it views as (K, n). The optimiser puts all of its parameters and
 its state into one flat buffer each (the parameters become views into it, as in apex's flat
 master weights), so an update is one fused call or a handful of elementwise kernels over the
 whole buffer, whatever the number of tensors. When the members share their Adam betas (the
@@ -51,7 +51,7 @@ class PackedOptimizer:
             offset += n
         # member of each element: (P,)
         self.member = torch.cat([torch.arange(k, device=device).repeat_interleave(n // k) for n in sizes])
-        f64 = dict(dtype=torch.float64, device=device)
+        f64 = {"dtype": torch.float64, "device": device}
         self.lr = torch.tensor(lr, **f64)  # (K,)
         self.active = torch.ones(k, dtype=torch.bool, device=device)
         self.all_active = True
