@@ -21,10 +21,16 @@ Three parts, each printed with the GPU's name and written to one JSON file (`--o
    member's checkpoints, trials.parquet and selection.parquet for later study.
 
 Every part has a budget: parts 1 and 2 time at most `--bench-steps` steps or `--bench-seconds`
-per measurement; part 3 trains `--steps` steps and is interrupted (Ctrl-C, as a person would) after
-`--sweep-seconds`, its members then scored at their last checkpoint. `--tiny` runs all three on
-the CPU with tiny networks, few steps, K = 1, 2 and 2 seeds on procedural data (basicprop-line, no
-dataset files) in under a minute: tests/test_gpu_check.py runs it.
+per measurement (about a minute in all); part 3 trains `--steps` steps and is interrupted (Ctrl-C,
+as a person would) after `--sweep-seconds` (300), its members then scored at their last
+checkpoint. The MNIST classifier the sweep's probe needs (3,000 steps on one CPU thread, cached
+for analyze too) trains in a background process during parts 1-2. Sizing part 3: one paper step
+at batch 128 is 36.8 GFLOP, so 16 seeds x 5,000 steps are 2.9 PFLOP: 4 s at the H200's ~790
+TFLOP/s bf16 peak, 40-190 s at the 2-10% of it small grouped convolutions may reach; Ray's start,
+the probes and 5 checkpoints of 16 x 160 MB come on top. Not yet run on a GPU.
+`--tiny` runs all three parts on the CPU with tiny networks, few steps, K = 1, 2 and 2 seeds on
+procedural data (basicprop-line: no dataset files, nothing trained to read it), the sweep and
+analyze included: tests/test_gpu_check.py runs it.
 
     uv run python benchmarks/gpu_check.py --data-root ../shared/datasets --out gpu_check.json
     uv run python benchmarks/gpu_check.py --tiny --out /tmp/gpu_check.json
@@ -64,62 +70,42 @@ PRECISIONS = ("fp32", "bf16")
 TINY = {
     "device": "cpu", "dataset": "basicprop-line", "width": 0.125, "batch_size": 16, "bench_steps": 10,
     "warmup": 2, "bench_seconds": 1.0, "ks": "1,2", "seeds": 2, "pack": 2, "steps": 20, "report_every": 10,
-    "sweep_seconds": 120.0, "workers": 0, "quick": True, "cpus_per_trial": 1.0,
+    "sweep_seconds": 300.0, "workers": 0, "quick": True, "cpus_per_trial": 1.0,
 }  # fmt: skip
+
+
+def _o(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclass
 class Options:
-    data_root: str = "../shared/datasets"  # holds MNIST/raw/*-ubyte (torchvision layout)
-    out: str = "gpu_check.json"  # the JSON of every figure
-    parts: str = ",".join(PARTS)  # which parts to run, comma-separated
-    tiny: bool = False  # the CPU smoke run (see TINY)
-    device: str = "cuda"
-    space: str = "infogan-paper"  # the configuration: its constant values build parts 1-2's config
-    dataset: str = "mnist"
-    width: float = 1.0  # 1 = the paper's networks
-    batch_size: int = 128
-    bench_steps: int = 500  # parts 1-2: timed steps per measurement, at most
-    warmup: int = 10  # parts 1-2: untimed steps first
-    bench_seconds: float = 8.0  # parts 1-2: fewer timed steps where these would take longer
-    ks: str = "1,4,16,64"  # part 2: pack sizes
-    precision: str = "bf16"  # parts 2-3 (part 1 measures both)
-    seeds: int = 16  # part 3: seeds 0..N-1
-    pack: int = 16  # part 3: members per pack (one trial)
-    steps: int = 5000  # part 3: training steps per seed
-    report_every: int = 1000  # part 3: reports (gen/cat_acc probe, a 160 MB checkpoint per member) every N steps
-    sweep_seconds: float = 300.0  # part 3: interrupt the sweep after this long
-    cpus_per_trial: float = 2.0  # part 3: the pack's CPUs (torch threads; the probe's classifier)
-    workers: int = -1  # part 3: analyze's processes (-1: one per CPU, at most one per seed)
-    quick: bool = False  # part 3: analyze --quick (a few hundred samples per score)
-    storage_path: str = "results/gpu-check"  # part 3: where the study is kept
-
-
-HELP = {
-    "data_root": "folder holding MNIST/raw/*-ubyte (torchvision layout); nothing is downloaded",
-    "out": "write every figure to this JSON file",
-    "parts": f"parts to run, comma-separated ({', '.join(PARTS)})",
-    "tiny": "CPU smoke run: " + ", ".join(f"{k}={v}" for k, v in TINY.items()),
-    "device": "cuda or cpu",
-    "space": "search space of the configuration (its constant values configure parts 1-2; part 3 sweeps it)",
-    "dataset": "dataset of every part",
-    "width": "network width multiplier (1 = the paper's MNIST networks)",
-    "batch_size": "batch size of every run (per member in a pack)",
-    "bench_steps": "parts 1-2: timed steps per measurement, at most",
-    "warmup": "parts 1-2: untimed steps before timing (first calls, cuDNN's algorithm search)",
-    "bench_seconds": "parts 1-2: time fewer steps where --bench-steps would take longer than this",
-    "ks": "part 2: pack sizes K, comma-separated",
-    "precision": "parts 2-3: fp32 or bf16 (part 1 measures both)",
-    "seeds": "part 3: seeds 0..N-1 of the configuration",
-    "pack": "part 3: members per pack (sweep --pack)",
-    "steps": "part 3: training steps per seed",
-    "report_every": "part 3: steps between reports (generator probe and checkpoint of every member)",
-    "sweep_seconds": "part 3: interrupt the sweep after this many seconds and score the last checkpoints",
-    "cpus_per_trial": "part 3: CPUs of the pack's trial (its torch threads)",
-    "workers": "part 3: analyze --workers (-1: one per CPU, at most one per seed)",
-    "quick": "part 3: analyze --quick",
-    "storage_path": "part 3: the sweep's --storage-path",
-}
+    data_root: str = _o("../shared/datasets", "folder holding MNIST/raw/*-ubyte (torchvision layout); no download")
+    out: str = _o("gpu_check.json", "write every figure to this JSON file")
+    parts: str = _o(",".join(PARTS), "parts to run, comma-separated (packed runs single too: its separate rate)")
+    tiny: bool = _o(
+        False, "the CPU smoke run (tests/test_gpu_check.py): " + ", ".join(f"{k}={v}" for k, v in TINY.items())
+    )
+    device: str = _o("cuda", "cuda or cpu")
+    space: str = _o("infogan-paper", "search space: its constant values configure parts 1-2; part 3 sweeps it")
+    dataset: str = _o("mnist", "dataset of every part")
+    width: float = _o(1.0, "network width multiplier (1: the paper's MNIST networks)")
+    batch_size: int = _o(128, "batch size of every run (of every member of a pack)")
+    bench_steps: int = _o(500, "parts 1-2: timed steps per measurement, at most")
+    warmup: int = _o(10, "parts 1-2: untimed steps before timing (first calls, cuDNN's algorithm search)")
+    bench_seconds: float = _o(8.0, "parts 1-2: time fewer steps where --bench-steps would take longer than this")
+    ks: str = _o("1,4,16,64", "part 2: pack sizes K, comma-separated")
+    precision: str = _o("bf16", "parts 2-3: fp32 or bf16 autocast (part 1 measures both)")
+    seeds: int = _o(16, "part 3: seeds 0..N-1 of the configuration")
+    pack: int = _o(16, "part 3: members per pack, one Tune trial each (sweep --pack)")
+    steps: int = _o(5000, "part 3: training steps of every seed")
+    report_every: int = _o(1000, "part 3: steps between reports: the gen/cat_acc probe and a checkpoint of "
+                           "every member (the paper's networks: 160 MB with Adam's state)")  # fmt: skip
+    sweep_seconds: float = _o(300.0, "part 3: interrupt the sweep after this long; analyze scores the last checkpoints")
+    cpus_per_trial: float = _o(2.0, "part 3: CPUs of the pack's trial (its torch threads; the probe's classifier)")
+    workers: int = _o(-1, "part 3: analyze --workers (-1: one per CPU, at most one per seed)")
+    quick: bool = _o(False, "part 3: analyze --quick (a few hundred samples per score)")
+    storage_path: str = _o("results/gpu-check", "part 3: the sweep's --storage-path")
 
 
 def parse_options(argv: list[str] | None) -> Options:
@@ -128,10 +114,10 @@ def parse_options(argv: list[str] | None) -> Options:
     for f in dataclasses.fields(Options):
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
-            p.add_argument(flag, action="store_true", help=HELP[f.name])
+            p.add_argument(flag, action="store_true", help=f.metadata["help"])
         else:
             kind = {"int": int, "float": float, "str": str}[f.type]
-            p.add_argument(flag, type=kind, default=f.default, help=f"{HELP[f.name]} (default {f.default})")
+            p.add_argument(flag, type=kind, default=f.default, help=f"{f.metadata['help']} (default {f.default})")
     if p.parse_known_args(argv)[0].tiny:
         p.set_defaults(**TINY)
     opts = Options(**vars(p.parse_args(argv)))
@@ -288,7 +274,7 @@ def summarise_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     rows = sorted(rows, key=lambda r: r["seed"])
     signals = [c for c in SCORE_COLUMNS if c.startswith("selection/")]
-    members = [{"seed": r["seed"], "trial_id": r["trial_id"], "status": r["status"],
+    members = [{"seed": r["seed"], "trial_id": r["trial_id"], "status": r["status"], "step": r.get("last_step"),
                 **{c: _finite(r.get(c)) for c in ("gen/cat_acc", "q/real_hungarian_acc", *signals)}}
                for r in rows]  # fmt: skip
     acc = [m["gen/cat_acc"] for m in members]
@@ -373,8 +359,9 @@ def print_results(results: dict[str, Any]) -> None:
               f"{', interrupted' if s['interrupted'] else ''}), analyze {s['analyze_wall_s']:.0f} s "
               f"(exit {s['analyze_exit']}); {s['experiment']}\n")  # fmt: skip
         if "members" in s:
-            head = ["seed", "status", "gen/cat_acc", "q/real_hungarian_acc", *s["spearman"]]
-            print(_table(head, [[str(m["seed"]), m["status"], *(_f(m[c]) for c in head[2:])] for m in s["members"]]))
+            head = ["seed", "status", "step", "gen/cat_acc", "q/real_hungarian_acc", *s["spearman"]]
+            rows = [[str(m["seed"]), m["status"], str(m["step"]), *(_f(m[c]) for c in head[3:])] for m in s["members"]]
+            print(_table(head, rows))
             rhos = ", ".join(f"{c} {_f(v['rho'], 2)} (n={v['n']})" for c, v in s["spearman"].items())
             k = s["pick"]
             print(

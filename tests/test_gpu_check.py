@@ -68,7 +68,8 @@ def test_tiny_mode_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "--pack" in seeds["sweep_command"] and Path(seeds["experiment"], "trials.parquet").is_file()
     assert [m["seed"] for m in seeds["members"]] == [0, 1]
     for m in seeds["members"]:
-        assert m["status"] == "completed" and 0 <= m["gen/cat_acc"] <= 1 and 0 <= m["q/real_hungarian_acc"] <= 1
+        assert m["status"] == "completed" and m["step"] == 20
+        assert 0 <= m["gen/cat_acc"] <= 1 and 0 <= m["q/real_hungarian_acc"] <= 1
         assert 0 <= m["selection/q_balance"] <= 1 + 1e-9
     assert set(seeds["spearman"]) == set(SIGNALS) and all(v["rho"] is None for v in seeds["spearman"].values())
     regret = seeds["pick"]["regret"]
