@@ -19,15 +19,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+if TYPE_CHECKING:
+    from trainables.loop import Trainer
+    from trainables.packed import PackedTrainer
 
 
 def _configs(args: argparse.Namespace, k: int) -> list:
@@ -54,6 +61,50 @@ def _ops_per_step(trainer, steps: int) -> float:
     return sum(1 for e in prof.events() if e.cpu_parent is None) / steps
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Timed training steps of one trainer (a single run or a pack of K runs)."""
+
+    steps: int  # steps timed (after the warm-up)
+    seconds: float
+    images_per_s: float  # over all of the trainer's runs: steps x batch x K / seconds
+    start: float  # time.time() at the first timed step (to line up runs in several processes)
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds
+
+
+def _sync(trainer: Trainer | PackedTrainer) -> None:
+    """Wait for the device: the running sums depend on every step queued so far."""
+    trainer.sums.tolist()
+
+
+def time_steps(
+    trainer: Trainer | PackedTrainer, *, steps: int, warmup: int, max_seconds: float = math.inf, probe: int = 5
+) -> Timing:
+    """Time `steps` training steps of a `Trainer` or `PackedTrainer` after `warmup` untimed ones
+    (first calls, cuDNN's algorithm search), or fewer: as many as fit in `max_seconds` at the rate
+    of `probe` steps timed first. Waits for the device before and after, so a GPU's queue is counted."""
+    for _ in range(warmup):
+        trainer.train_step()
+    _sync(trainer)
+    if max_seconds < math.inf and steps > probe:
+        t0 = time.perf_counter()
+        for _ in range(probe):
+            trainer.train_step()
+        _sync(trainer)
+        per_step = (time.perf_counter() - t0) / probe
+        steps = max(probe, min(steps, int(max_seconds / per_step)))
+    start, t0 = time.time(), time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    _sync(trainer)
+    seconds = time.perf_counter() - t0
+    members = getattr(trainer, "k", 1)
+    return Timing(steps, seconds, steps * trainer.config.batch_size * members / seconds, start)
+
+
 def worker(args: argparse.Namespace) -> None:
     """One measurement: `--mode packed` (K members) or `single` (one run); prints one JSON line."""
     import torch
@@ -66,20 +117,12 @@ def worker(args: argparse.Namespace) -> None:
     trainer = (
         PackedTrainer(configs, device=args.device) if args.mode == "packed" else Trainer(configs[0], device=args.device)
     )
-    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    for _ in range(args.warmup):
-        trainer.train_step()
-    sync()
-    start = time.time()
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        trainer.train_step()
-    sync()
-    elapsed = time.perf_counter() - t0
+    timing = time_steps(trainer, steps=args.steps, warmup=args.warmup)
     ops = _ops_per_step(trainer, args.profile_steps) / len(configs) if args.profile_steps else float("nan")
     images = args.steps * args.batch_size * len(configs)
-    print(json.dumps({"images_per_s": images / elapsed, "images": images, "start": start, "end": start + elapsed,
-                      "peak_mib": _peak_mib(args.device), "ops_per_member_step": ops}))  # fmt: skip
+    print(json.dumps({"images_per_s": timing.images_per_s, "images": images, "start": timing.start,
+                      "end": timing.start + timing.seconds, "peak_mib": _peak_mib(args.device),
+                      "ops_per_member_step": ops}))  # fmt: skip
 
 
 def _run(args: argparse.Namespace, mode: str, k: int, threads: int, profile: bool = True) -> subprocess.Popen:

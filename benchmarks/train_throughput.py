@@ -21,6 +21,9 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
 
 
 def _reference(batch_size: int, steps: int, warmup: int, device: str, data_root: str) -> float:
@@ -83,20 +86,14 @@ def _reference(batch_size: int, steps: int, warmup: int, device: str, data_root:
 
 
 def _ours(batch_size: int, steps: int, warmup: int, device: str, data_root: str, overrides: dict) -> float:
+    from benchmarks.packed_throughput import time_steps
     from trainables.config import InfoGANConfig
     from trainables.data import load_data
     from trainables.loop import Trainer
 
     cfg = InfoGANConfig.from_dict({"dataset": "mnist", "data_root": data_root, "batch_size": batch_size, **overrides})
     trainer = Trainer(cfg, device=device, data=load_data(cfg, device=device))
-    for _ in range(warmup):
-        trainer.train_step()
-    trainer.sums.tolist()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
-    trainer.sums.tolist()  # waits for the device
-    return steps * batch_size / (time.perf_counter() - t0)
+    return time_steps(trainer, steps=steps, warmup=warmup).images_per_s
 
 
 def _child(args: argparse.Namespace) -> None:
