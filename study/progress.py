@@ -49,10 +49,12 @@ def _trial_steps(trial: Any) -> int | None:
     return steps if isinstance(steps, int) and steps > 0 else None
 
 
-def _objective_values(result: dict[str, Any], metric: str) -> list[float]:
-    """The trial's last-reported values of `metric`: its own, or each pack member's."""
+def _objective_values(result: dict[str, Any], metric: str, *, pack: bool) -> list[float]:
+    """The trial's last-reported values of `metric`: its own, or each pack member's. Only a pack's
+    result is searched for member metrics: the line scans every trial's result when a trial ends."""
     values = [result.get(metric)]
-    values += [v for k, v in result.items() if (m := _MEMBER.fullmatch(k)) and m.group(1) == metric]
+    if pack:
+        values += [v for k, v in result.items() if (m := _MEMBER.fullmatch(k)) and m.group(1) == metric]
     return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
@@ -118,7 +120,8 @@ class StudyProgress(tune.Callback):
         sign = 1.0 if self.mode == "max" else -1.0
         best = None
         for trial in trials:
-            for value in _objective_values(trial.last_result or {}, self.metric):
+            pack = isinstance((trial.config or {}).get("members"), list)
+            for value in _objective_values(trial.last_result or {}, self.metric, pack=pack):
                 if best is None or sign * value > sign * best[0]:
                     best = (value, trial.trial_id)
         return best
