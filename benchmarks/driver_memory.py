@@ -16,13 +16,21 @@ and what is measured is Tune's bookkeeping, not training or torch start-up.
 where a trial's own run time is Tune's `time_total_s` (its function's time) and wall runs from
 building the Tuner to `fit()` returning.
 
+It also prints the wall per trial over the first `--window` trials (from the first trial's end,
+so Ray's and the actors' start-up is left out) and over the last `--window`, and their ratio:
+Tune's experiment snapshots cost in proportion to the trials so far, so the ratio shows how the
+cost per trial grows with the study. `--baseline` runs the fit without the launcher's
+`driver_settings` (Tune's automatic loggers back: CSV beside the JSON and TensorBoard ones), to
+compare the two in one sitting. Ray runs as the CLI starts it (no worker output to the driver).
+
     uv run python benchmarks/driver_memory.py                      # 1,000 trials, 2 slots
-    uv run python benchmarks/driver_memory.py --trials 200 --every 50
+    uv run python benchmarks/driver_memory.py --trials 300 --every 50 [--baseline]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -41,7 +49,7 @@ import study  # noqa: F401  (sets RAY_ENABLE_UV_RUN_RUNTIME_ENV=0 before Ray is 
 # isort: split
 from ray import tune
 
-from study.launcher import build_tuner
+from study.launcher import build_tuner, driver_settings
 from study.plan import Objective, StudySpec
 from study.ray_runtime import init_local
 
@@ -66,9 +74,11 @@ class MemoryLog(tune.Callback):
         self.start = time.perf_counter()
         self.rss: dict[int, float] = {}
         self.at: dict[int, float] = {}  # seconds since the Tuner was built, at each print
+        self.ended: list[float] = []  # seconds since the Tuner was built, at each trial's end
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.done += 1
+        self.ended.append(time.perf_counter() - self.start)
         if self.done % self.every == 0:
             mib = psutil.Process().memory_info().rss / 2**20  # (a Process is not picklable: Tune saves callbacks)
             elapsed = time.perf_counter() - self.start
@@ -94,9 +104,11 @@ def main() -> int:
     parser.add_argument("--sleep", type=float, default=0.05, help="seconds before each report")
     parser.add_argument("--slots", type=int, default=os.cpu_count() or 1, help="concurrent trials (Ray CPUs)")
     parser.add_argument("--storage-path", help="where the experiment goes (default: a temporary folder)")
+    parser.add_argument("--window", type=int, default=100, help="trials in the first and last windows")
+    parser.add_argument("--baseline", action="store_true", help="Tune's defaults, not the launcher's driver_settings")
     args = parser.parse_args()
 
-    init_local(num_cpus=args.slots)
+    init_local(num_cpus=args.slots, verbose=False)
     with tempfile.TemporaryDirectory(prefix="driver-memory-") as tmp:
         spec = StudySpec(kind="sweep", name="driver-memory", storage_path=args.storage_path or tmp,
                          space="benchmark", objectives=(Objective("mi/cat", "max"),), num_samples=args.trials,
@@ -106,16 +118,24 @@ def main() -> int:
         tuner = build_tuner(spec, param_space, callbacks=[log],
                             trainable=tune.with_resources(tiny_trial, {"cpu": 1}))  # fmt: skip
         start = time.perf_counter()
-        results = tuner.fit()
+        with contextlib.nullcontext() if args.baseline else driver_settings():
+            results = tuner.fit()
         wall = time.perf_counter() - start
     own = sum(float(r.metrics.get("time_total_s", 0.0)) for r in results)
     trials = len(results)
-    print(f"[driver_memory] CPU: {_cpu_name()} ({os.cpu_count()} cores), {args.slots} slots")
+    settings = "baseline (Tune's defaults)" if args.baseline else "driver_settings"
+    print(f"[driver_memory] CPU: {_cpu_name()} ({os.cpu_count()} cores), {args.slots} slots, {settings}")
     print(f"[driver_memory] {trials} trials ({results.num_errors} errors), {args.reports} reports each, "
           f"wall {wall:.1f} s, {wall / trials:.3f} s/trial, trials' own time {own / trials:.3f} s each")  # fmt: skip
     print(
         f"[driver_memory] overhead per trial (wall x slots - own) / trials: {(wall * args.slots - own) / trials:.3f} s"
     )
+    ended, window = log.ended, min(args.window, (len(log.ended) - 1) // 2)
+    if window > 0:
+        first = (ended[window] - ended[0]) / window  # trial 1's end to trial window+1's
+        last = (ended[-1] - ended[-1 - window]) / window
+        print(f"[driver_memory] wall per trial, first {window}: {first:.3f} s, last {window}: {last:.3f} s, "
+              f"last / first: {last / first:.2f}")  # fmt: skip
     rss = log.rss
     first = min((n for n in rss if n >= 200), default=None)
     if first is not None and max(rss) > first:

@@ -43,6 +43,7 @@ from typing import Any
 import optuna
 from ray import tune
 from ray.tune import ExperimentAnalysis
+from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
@@ -73,6 +74,14 @@ CHECKPOINTS_KEPT = 2
 # snapshot never points at a deleted one) and warns when that happens often; with a report every
 # few seconds it does, by design, and a local snapshot takes ~10 ms.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Tune's documented switches a new study's driver runs with (`driver_settings`), unless the user
+# set them. Tune's automatic loggers off: `build_tuner` passes the two the project uses (JSON:
+# result.json and params.json, which analyze and status read; TensorBoard: the event files the
+# README points to), so Tune no longer adds its CSV logger. Each logger's files sit in the
+# driver's staging folder, which every experiment snapshot copies whole to the storage path, so a
+# file per trial less is a copy less per trial in every snapshot (docs/design.md, "The driver's
+# Tune settings").
+DRIVER_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 
 # ---------------------------------------------------------------------------------- Optuna
@@ -184,6 +193,29 @@ def trainable_of(spec: StudySpec, probe: Any = None) -> Any:
     )  # fmt: skip
 
 
+def _loggers() -> list[tune.Callback]:
+    """Tune's result loggers a study keeps: JSON always, TensorBoard when tensorboardX imports."""
+    try:
+        return [JsonLoggerCallback(), TBXLoggerCallback()]
+    except ImportError:  # (Tune itself skips TensorBoard then)
+        return [JsonLoggerCallback()]
+
+
+@contextlib.contextmanager
+def driver_settings() -> Iterator[None]:
+    """`DRIVER_ENV` around a new study's fit (Tune reads these when the fit starts), except those
+    the user set. A resumed study runs with Tune's defaults: it gets back the loggers it was
+    launched with, and Tune adds the ones missing (a study launched before these settings gets
+    all three back; one launched after also writes progress.csv from then on)."""
+    added = {k: v for k, v in DRIVER_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: bool = True,
                 callbacks: Sequence[tune.Callback] = (), stop: Any = None, probe: Any = None,
                 trainable: Any = None, verbose: bool = False) -> tune.Tuner:  # fmt: skip
@@ -213,7 +245,7 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
             checkpoint_score_order=checkpoint_score(spec)[1],
         ),
         stop=stop,
-        callbacks=[*callbacks, *shown, *mlflow_callbacks(spec)] or None,
+        callbacks=[*callbacks, *shown, *_loggers(), *mlflow_callbacks(spec)],
         verbose=1 if verbose else 0,
     )
     return tune.Tuner(
@@ -362,7 +394,7 @@ def run_study(spec: StudySpec, param_space: dict[str, Any], *, address: str | No
             if announce:
                 print(announce, flush=True)
             write_spec(spec)
-            with _tune_output(verbose):
+            with _tune_output(verbose), driver_settings():
                 results = _fit(build_tuner(spec, param_space, probe=probe, verbose=verbose))
         return _finish(spec, results, address)
 

@@ -49,10 +49,12 @@ def _trial_steps(trial: Any) -> int | None:
     return steps if isinstance(steps, int) and steps > 0 else None
 
 
-def _objective_values(result: dict[str, Any], metric: str) -> list[float]:
-    """The trial's last-reported values of `metric`: its own, or each pack member's."""
+def _objective_values(result: dict[str, Any], metric: str, *, pack: bool) -> list[float]:
+    """The trial's last-reported values of `metric`: its own, or each pack member's. Only a pack's
+    result is searched for member metrics: the line scans every trial's result when a trial ends."""
     values = [result.get(metric)]
-    values += [v for k, v in result.items() if (m := _MEMBER.fullmatch(k)) and m.group(1) == metric]
+    if pack:
+        values += [v for k, v in result.items() if (m := _MEMBER.fullmatch(k)) and m.group(1) == metric]
     return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
@@ -67,7 +69,7 @@ class StudyProgress(tune.Callback):
         self.start = 0.0
         self.start_fraction: float | None = None
         self.last_draw = 0.0
-        self.last_ended = -1
+        self.ended = True  # a trial ended since the last line (the first line is drawn at once)
         self.width = 0
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
@@ -75,7 +77,7 @@ class StudyProgress(tune.Callback):
         self.total = int(total_num_samples or 0)
         self.start = time.monotonic()
         self.start_fraction = None
-        self.last_draw, self.last_ended, self.width = 0.0, -1, 0
+        self.last_draw, self.ended, self.width = 0.0, True, 0
 
     # ------------------------------------------------------------------ what the line says
     def line(self, trials: list[Any]) -> str:
@@ -118,7 +120,8 @@ class StudyProgress(tune.Callback):
         sign = 1.0 if self.mode == "max" else -1.0
         best = None
         for trial in trials:
-            for value in _objective_values(trial.last_result or {}, self.metric):
+            pack = isinstance((trial.config or {}).get("members"), list)
+            for value in _objective_values(trial.last_result or {}, self.metric, pack=pack):
                 if best is None or sign * value > sign * best[0]:
                     best = (value, trial.trial_id)
         return best
@@ -128,11 +131,10 @@ class StudyProgress(tune.Callback):
         stream = sys.stderr
         terminal = stream.isatty()
         now = time.monotonic()
-        ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
         due = now - self.last_draw >= (TERMINAL_EVERY_S if terminal else LOG_EVERY_S)
-        if not (force or due or ended != self.last_ended):
+        if not (force or due or self.ended):  # (no pass over the trials here: Tune steps many times a second)
             return
-        self.last_draw, self.last_ended = now, ended
+        self.last_draw, self.ended = now, False
         text = self.line(trials)
         if terminal:  # redraw in place, padding over a longer previous line
             stream.write("\r" + text.ljust(self.width))
@@ -143,6 +145,12 @@ class StudyProgress(tune.Callback):
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._draw(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.ended = True
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.ended = True
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         terminal = sys.stderr.isatty()

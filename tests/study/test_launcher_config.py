@@ -4,13 +4,22 @@ best by the study's first objective), where the trials' records go, the saved st
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
 import pytest
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from study.launcher import CHECKPOINTS_KEPT, _scheduler, _searcher, build_tuner, check_optuna_storage, find_study
+from study.launcher import (
+    CHECKPOINTS_KEPT,
+    _scheduler,
+    _searcher,
+    build_tuner,
+    check_optuna_storage,
+    driver_settings,
+    find_study,
+)
 from study.plan import Objective, StudySpec, read_spec, write_spec
 from trainables.errors import BadInputError
 from trainables.tune import infogan_trainable, with_trial_resources
@@ -78,6 +87,18 @@ def test_tune_keeps_the_best_checkpoints_by_the_first_objective(tmp_path: Path, 
     keep = tuner._local_tuner.get_run_config().checkpoint_config
     assert keep.num_to_keep == CHECKPOINTS_KEPT
     assert (keep.checkpoint_score_attribute, keep.checkpoint_score_order) == score
+
+
+def test_a_new_study_logs_json_and_tensorboard_not_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    callbacks = build_tuner(_spec(tmp_path), {"dataset": "basicprop-line"})._local_tuner.get_run_config().callbacks
+    kinds = {type(c) for c in callbacks}
+    assert {JsonLoggerCallback, TBXLoggerCallback} <= kinds and CSVLoggerCallback not in kinds
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    with driver_settings():  # Tune adds none of its automatic loggers during the fit
+        assert os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ  # resume keeps Tune's defaults
 
 
 def test_a_moved_study_is_found_where_it_is_now(tmp_path: Path) -> None:
