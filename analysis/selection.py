@@ -18,7 +18,8 @@ images is no candidate for "the disentangled model", whatever its Q does elsewhe
 `max_models` of them (the most balanced first, `CAP_SIGNAL`): ModelCentrality costs M^2 encoder
 passes. Models are only comparable on images of one kind, so trials of several datasets get one
 `all:<dataset>` pool each. `selection/score` is the signal the label-free pick uses (`PICK_SIGNAL`)
-on the candidates, NaN elsewhere; the pick is the candidate with the highest score.
+on the candidates, NaN elsewhere; the pick is the candidate with the highest score (the report
+makes it from trials.parquet: `analysis.report._data.label_free_pick`).
 
 ModelCentrality runs in two phases through the caller's `Mapper` (in-process, processes or Ray
 tasks): each model renders its generator's fixed design once (`render_design`; `GeneratorData`
@@ -327,14 +328,3 @@ def pick_score(trial_id: str, values: dict[str, float], selection: Selection) ->
 def _descending(value: float) -> float:
     """Sort key: larger values first, NaN last."""
     return -value if math.isfinite(value) else math.inf
-
-
-def label_free_pick(scores: dict[str, float]) -> tuple[str, tuple[str, ...]]:
-    """The pick among trial id -> selection/score (NaN: not a candidate): the highest score, and
-    every trial that ties with it (itself included; ids in order). ('', ()) when none has a score."""
-    scored = {tid: value for tid, value in scores.items() if math.isfinite(value)}
-    if not scored:
-        return "", ()
-    best = max(scored.values())
-    tied = tuple(sorted(tid for tid, value in scored.items() if value == best))
-    return tied[0], tied
