@@ -80,17 +80,26 @@ def _png_uri(images: torch.Tensor, *, nrow: int) -> Grid:
 
 
 def _render(path: Path, *, rows: int, max_codes: int) -> list[Grid]:
+    import torch
+
     from trainables.checkpoint import load_model
     from trainables.visualize import code_names, sample_images, traversal_images
 
-    model = load_model(path).model
-    grids = []
-    for code in code_names(model)[:max_codes]:
-        images = traversal_images(model, code, rows=rows)  # (rows * n_values, C, H, W)
-        grids.append(_png_uri(images, nrow=len(images) // rows)._replace(code=code))
-    if not grids:
-        grids.append(_png_uri(sample_images(model, n=rows * 8), nrow=8)._replace(code="samples"))
-    return grids
+    # One torch thread, as analyze scores: a few dozen small images gain nothing from more, and on a
+    # busy machine the threads' waits cost more than the drawing (several times as long).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = load_model(path).model
+        grids = []
+        for code in code_names(model)[:max_codes]:
+            images = traversal_images(model, code, rows=rows)  # (rows * n_values, C, H, W)
+            grids.append(_png_uri(images, nrow=len(images) // rows)._replace(code=code))
+        if not grids:
+            grids.append(_png_uri(sample_images(model, n=rows * 8), nrow=8)._replace(code="samples"))
+        return grids
+    finally:
+        torch.set_num_threads(threads)
 
 
 def get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = 3, rows: int = 6,
