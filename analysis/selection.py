@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from analysis import metrics
-from analysis.scoring import ENCODE_BATCH, ScoringCounts, cached_model, represent_fn, seed_from
+from analysis.scoring import ENCODE_BATCH, ScoringCounts, cached_model, represent_fn, seed_from, single_threaded
 from trainables.errors import one_line
 from trainables.models import InfoGAN, Latent
 
@@ -117,10 +117,11 @@ class DesignResult:
 
 
 def render_design(task: DesignTask) -> DesignResult:
-    """The model's generator rendered on ModelCentrality's fixed design; never raises."""
+    """The model's generator rendered on ModelCentrality's fixed design, on one thread (as
+    `score_trial`); never raises."""
     try:
         model = cached_model(task.checkpoint, task.device).model
-        with torch.inference_mode():
+        with single_threaded(), torch.inference_mode():
             design = metrics.sample_centrality_design(
                 GeneratorData(model), np.random.default_rng(task.seed), images_per_value=task.images_per_value
             )
@@ -147,10 +148,11 @@ class EncodeResult:
 
 
 def encode_designs(task: EncodeTask) -> EncodeResult:
-    """Q's codes (categorical argmaxes, continuous means) of every design; never raises."""
+    """Q's codes (categorical argmaxes, continuous means) of every design, on one thread; never raises."""
     try:
         represent = represent_fn(cached_model(task.checkpoint, task.device).model)
-        codes = {data_trial: metrics.represent_codes(represent, images) for data_trial, images in task.designs}
+        with single_threaded():
+            codes = {data_trial: metrics.represent_codes(represent, images) for data_trial, images in task.designs}
         return EncodeResult(task.trial_id, codes)
     except Exception as err:  # noqa: BLE001 - one model's failure leaves it out of its pool, not the analysis
         return EncodeResult(task.trial_id, None, f"{task.trial_id}: {one_line(err)}")
