@@ -325,20 +325,25 @@ def _reference_images(data: ImageData, counts: ScoringCounts) -> torch.Tensor:
 
 
 MODEL_CACHE_BYTES = 256 * 2**20
-_MODELS: OrderedDict[tuple[str, str, int], LoadedModel] = OrderedDict()  # (checkpoint, device, mtime) -> model
+# (checkpoint, device, mtime) -> (model, bytes of its weights), least recently used first
+_MODELS: OrderedDict[tuple[str, str, int], tuple[LoadedModel, int]] = OrderedDict()
 
 
 def cached_model(checkpoint: str, device: str) -> LoadedModel:
     """`load_model`, remembering the most recently used models (up to MODEL_CACHE_BYTES of weights)
-    in this process: in-process analysis loads each model again for ModelCentrality."""
+    in this process: in-process analysis loads each model again for ModelCentrality. Each model's
+    size is measured once, when loaded (summing every cached model's state_dict at each load made
+    scoring N trials in one process cost O(N^2): minutes for a thousand)."""
     file = checkpoint_file(checkpoint)
     key = (checkpoint, device, file.stat().st_mtime_ns if file.is_file() else -1)
     if key in _MODELS:
         _MODELS.move_to_end(key)
-        return _MODELS[key]
-    _MODELS[key] = loaded = load_model(checkpoint, device=device)
-    while len(_MODELS) > 1 and sum(_weight_bytes(m.model) for m in _MODELS.values()) > MODEL_CACHE_BYTES:
-        _MODELS.popitem(last=False)
+        return _MODELS[key][0]
+    loaded = load_model(checkpoint, device=device)
+    _MODELS[key] = (loaded, _weight_bytes(loaded.model))
+    total = sum(size for _, size in _MODELS.values())
+    while len(_MODELS) > 1 and total > MODEL_CACHE_BYTES:
+        total -= _MODELS.popitem(last=False)[1][1]
     return loaded
 
 

@@ -18,7 +18,8 @@ images is no candidate for "the disentangled model", whatever its Q does elsewhe
 `max_models` of them (the most balanced first, `CAP_SIGNAL`): ModelCentrality costs M^2 encoder
 passes. Models are only comparable on images of one kind, so trials of several datasets get one
 `all:<dataset>` pool each. `selection/score` is the signal the label-free pick uses (`PICK_SIGNAL`)
-on the candidates, NaN elsewhere; the pick is the candidate with the highest score.
+on the candidates, NaN elsewhere; the pick is the candidate with the highest score (the report
+makes it from trials.parquet: `analysis.report._data.label_free_pick`).
 
 ModelCentrality runs in two phases through the caller's `Mapper` (in-process, processes or Ray
 tasks): each model renders its generator's fixed design once (`render_design`; `GeneratorData`
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 
 from analysis import metrics
-from analysis.scoring import ENCODE_BATCH, ScoringCounts, cached_model, represent_fn, seed_from
+from analysis.scoring import ENCODE_BATCH, ScoringCounts, cached_model, represent_fn, seed_from, single_threaded
 from trainables.errors import one_line
 from trainables.models import InfoGAN, Latent
 
@@ -116,10 +117,11 @@ class DesignResult:
 
 
 def render_design(task: DesignTask) -> DesignResult:
-    """The model's generator rendered on ModelCentrality's fixed design; never raises."""
+    """The model's generator rendered on ModelCentrality's fixed design, on one thread (as
+    `score_trial`); never raises."""
     try:
         model = cached_model(task.checkpoint, task.device).model
-        with torch.inference_mode():
+        with single_threaded(), torch.inference_mode():
             design = metrics.sample_centrality_design(
                 GeneratorData(model), np.random.default_rng(task.seed), images_per_value=task.images_per_value
             )
@@ -146,10 +148,11 @@ class EncodeResult:
 
 
 def encode_designs(task: EncodeTask) -> EncodeResult:
-    """Q's codes (categorical argmaxes, continuous means) of every design; never raises."""
+    """Q's codes (categorical argmaxes, continuous means) of every design, on one thread; never raises."""
     try:
         represent = represent_fn(cached_model(task.checkpoint, task.device).model)
-        codes = {data_trial: metrics.represent_codes(represent, images) for data_trial, images in task.designs}
+        with single_threaded():
+            codes = {data_trial: metrics.represent_codes(represent, images) for data_trial, images in task.designs}
         return EncodeResult(task.trial_id, codes)
     except Exception as err:  # noqa: BLE001 - one model's failure leaves it out of its pool, not the analysis
         return EncodeResult(task.trial_id, None, f"{task.trial_id}: {one_line(err)}")
@@ -327,14 +330,3 @@ def pick_score(trial_id: str, values: dict[str, float], selection: Selection) ->
 def _descending(value: float) -> float:
     """Sort key: larger values first, NaN last."""
     return -value if math.isfinite(value) else math.inf
-
-
-def label_free_pick(scores: dict[str, float]) -> tuple[str, tuple[str, ...]]:
-    """The pick among trial id -> selection/score (NaN: not a candidate): the highest score, and
-    every trial that ties with it (itself included; ids in order). ('', ()) when none has a score."""
-    scored = {tid: value for tid, value in scores.items() if math.isfinite(value)}
-    if not scored:
-        return "", ()
-    best = max(scored.values())
-    tied = tuple(sorted(tid for tid, value in scored.items() if value == best))
-    return tied[0], tied

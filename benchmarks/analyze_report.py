@@ -9,9 +9,14 @@ vanilla GAN. With 10 or more trials, trials 5 and 50 errored (no checkpoint), 6 
 started it, so it has no folder.
 
     uv run python benchmarks/analyze_report.py                 # 100 trials x 200 reports, --quick
+    uv run python benchmarks/analyze_report.py --trials 1000 --workers 2  # scoring in 2 processes
     uv run python benchmarks/analyze_report.py --full-trials 2  # + per-trial time of the full protocol
 
-Each analyze run is a fresh `infogan-study analyze` process, so the times include Python's imports.
+Phases, each printed when done (wall and CPU seconds; CPU is the steadier figure on a shared
+machine): building the folder; a cold `analyze` of a small experiment beside it, which trains the
+dataset classifier into the storage folder's cache (`--cold-trials`); `analyze --quick` of the big
+one with the classifier cached; `report`. The total is analyze + report. Each command is a fresh
+`infogan-study` process, so the times include Python's imports.
 """
 
 from __future__ import annotations
@@ -141,13 +146,8 @@ def make_synthetic_experiment(path: str | Path, *, trials: int = 100, reports: i
     return root
 
 
-def _time_analyze(experiment: Path, *extra: str) -> tuple[float, float]:
-    return _time_command("analyze", str(experiment), "--quiet", *extra)
-
-
 def _time_command(*argv: str) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one `infogan-study ...` process. CPU time is the steadier
-    figure on a shared machine, where other work stretches the wall time."""
+    """(wall seconds, CPU seconds) of one `infogan-study ...` process (its workers included)."""
     start, cpu = time.perf_counter(), _children_cpu_s()
     command = [sys.executable, "-c", "import sys; from study.cli import main; sys.exit(main())", *argv]
     done = subprocess.run(command, check=False, capture_output=True, text=True)
@@ -161,30 +161,56 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _phase(results: dict, name: str, seconds: tuple[float, float]) -> None:
+    results[name] = {"wall_s": seconds[0], "cpu_s": seconds[1]}
+    print(f"{name:<28} {seconds[0]:8.2f} s wall {seconds[1]:8.2f} s CPU", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--reports", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=100, help="trials of the timed experiment (default 100)")
+    parser.add_argument("--reports", type=int, default=200, help="reports per trial (default 200)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="analyze --workers N: score in N local processes (default 0: in the analyze process)",
+    )
+    parser.add_argument(
+        "--cold-trials",
+        type=int,
+        default=8,
+        metavar="N",
+        help="trials of the small experiment whose cold analyze trains the classifier (default 8)",
+    )
     parser.add_argument("--full-trials", type=int, default=0, metavar="N",
                         help="also time the full protocol on N InfoGAN trials (about a minute each)")  # fmt: skip
     args = parser.parse_args(argv)
     import pyarrow.parquet as pq
 
+    workers = ("--workers", str(args.workers)) if args.workers else ()
     with tempfile.TemporaryDirectory(prefix="analyze-bench-") as tmp:
-        start = time.perf_counter()
+        results: dict = {"trials": args.trials, "reports": args.reports, "workers": args.workers}
+        start, cpu = time.perf_counter(), time.process_time()
         experiment = make_synthetic_experiment(Path(tmp) / "synthetic", trials=args.trials, reports=args.reports)
-        results = {"trials": args.trials, "reports": args.reports, "build_s": round(time.perf_counter() - start, 2)}
-        results["analyze_quick_cold_wall_cpu_s"] = _time_analyze(experiment, "--quick")  # trains the classifier
-        results["analyze_quick_warm_wall_cpu_s"] = _time_analyze(experiment, "--quick")
+        _phase(results, "build", (round(time.perf_counter() - start, 2), round(time.process_time() - cpu, 2)))
+        cold = make_synthetic_experiment(Path(tmp) / "cold", trials=args.cold_trials, reports=args.reports)
+        _phase(
+            results,
+            f"analyze cold ({args.cold_trials} trials)",
+            _time_command("analyze", str(cold), "--quiet", "--quick"),
+        )
+        analyze = _time_command("analyze", str(experiment), "--quiet", "--quick", *workers)
+        _phase(results, "analyze --quick", analyze)
         scoring = pq.read_table(experiment / "trials.parquet", columns=["scoring_s"]).column(0).to_numpy()
         results["quick_scoring_s_per_trial_median"] = round(float(np.nanmedian(scoring)), 3)
-        results["report_wall_cpu_s"] = _time_command("report", str(experiment), "-o", str(Path(tmp) / "r.html"))
-        results["analyze_warm_plus_report_wall_s"] = round(
-            results["analyze_quick_warm_wall_cpu_s"][0] + results["report_wall_cpu_s"][0], 2
-        )
+        report = _time_command("report", str(experiment), "-o", str(Path(tmp) / "r.html"))
+        _phase(results, "report", report)
+        _phase(results, "total (analyze + report)", tuple(round(a + r, 2) for a, r in zip(analyze, report)))
         if args.full_trials:  # the first 4 trials are vanilla GANs (no codes): N InfoGAN trials after them
             full = make_synthetic_experiment(Path(tmp) / "full", trials=SEEDS_PER_GROUP + args.full_trials, reports=20)
-            results["analyze_full_wall_cpu_s"] = _time_analyze(full)
+            _phase(results, "analyze (full protocol)", _time_command("analyze", str(full), "--quiet", *workers))
             trials = pq.read_table(full / "trials.parquet", columns=["model_kind", "scoring_s"]).to_pandas()
             for kind, rows in trials.groupby("model_kind"):
                 results[f"full_scoring_s_per_trial_median_{kind}"] = round(float(rows["scoring_s"].median()), 1)

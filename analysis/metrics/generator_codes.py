@@ -148,16 +148,20 @@ def _row_spearman(grid: np.ndarray, attributes: np.ndarray) -> np.ndarray:
     attribute is constant or has fewer than 3 measurable values in a row."""
     values = np.moveaxis(attributes, -1, -2)  # (..., A, V)
     out = np.full(values.shape[:-1], np.nan)
-    for index in np.ndindex(values.shape[:-1]):
-        y = values[index]
-        keep = np.isfinite(y)
-        if keep.sum() < 3:
+    flat, rho = values.reshape(-1, values.shape[-1]), out.reshape(-1)  # (N, V), (N,): views
+    keep = np.isfinite(flat)  # (N, V)
+    # Rows with the same measurable values share one pass: each row's arithmetic is that of a row on
+    # its own (the same values in the same order), only done for many rows at once.
+    patterns, which = np.unique(keep, axis=0, return_inverse=True)
+    for p, pattern in enumerate(patterns):
+        if pattern.sum() < 3:
             continue
-        ry, rx = rankdata(y[keep]), rankdata(grid[keep])
-        ry, rx = ry - ry.mean(), rx - rx.mean()
-        denom = np.sqrt((ry**2).sum() * (rx**2).sum())
-        if denom > 0:
-            out[index] = (ry * rx).sum() / denom
+        rows = np.flatnonzero(which.reshape(-1) == p)
+        ry, rx = rankdata(flat[np.ix_(rows, pattern)], axis=-1), rankdata(grid[pattern])  # (n, k), (k,)
+        ry, rx = ry - ry.mean(axis=-1, keepdims=True), rx - rx.mean()
+        denom = np.sqrt((ry**2).sum(axis=-1) * (rx**2).sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho[rows] = np.where(denom > 0, (ry * rx).sum(axis=-1) / denom, np.nan)
     return out
 
 

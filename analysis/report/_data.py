@@ -9,6 +9,7 @@ one-line error.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,17 @@ CHECK = DIS  # what the label-free pick is checked against: the generator-side s
 FAILED_STATUSES = ("diverged", "error")  # failed: the run itself broke; a finished run with a flag is flagged
 NOT_HYPERPARAMETERS = ("seed",)  # vary across the repeats of one configuration by design
 SUCCESS_THRESHOLD = 0.9  # a seed succeeds when gen/cat_acc reaches this (report --success-threshold)
+
+
+def label_free_pick(scores: dict[str, float]) -> tuple[str, tuple[str, ...]]:
+    """The pick among trial id -> selection/score (NaN: not a candidate; `analysis.selection`): the highest score, and
+    every trial that ties with it (itself included; ids in order). ('', ()) when none has a score."""
+    scored = {tid: value for tid, value in scores.items() if math.isfinite(value)}
+    if not scored:
+        return "", ()
+    best = max(scored.values())
+    tied = tuple(sorted(tid for tid, value in scored.items() if value == best))
+    return tied[0], tied
 
 
 @dataclass(frozen=True)

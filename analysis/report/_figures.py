@@ -172,11 +172,13 @@ def get_mi_curves_info(tables: ReportTables, metric: str = "mi/cat") -> MICurves
     curves = curves[np.isfinite(curves["value"])].merge(tables.trials[["trial_id", "group", "group_label"]])
     bands = []
     order = group_order(tables.trials, ranking_score(tables))
+    by_group = dict(list(curves.groupby("group", sort=False)))  # one pass, not one filter per group
     for group in order:
-        g = curves[curves["group"] == group]
-        if g.empty:
+        g = by_group.get(group)
+        if g is None:
             continue
-        by_step = g.pivot_table(index="step", columns="trial_id", values="value").sort_index()  # (T, seeds)
+        # analyze writes one value per (trial, metric, step): a pivot, no aggregation
+        by_step = g.pivot(index="step", columns="trial_id", values="value").sort_index()  # (T, seeds)
         bands.append(CurveBand(group, str(g["group_label"].iloc[0]), by_step.index.to_numpy(),
                                by_step.mean(axis=1).to_numpy(), by_step.min(axis=1).to_numpy(),
                                by_step.max(axis=1).to_numpy(), by_step.shape[1]))  # fmt: skip

@@ -12,7 +12,6 @@ unreadable checkpoint becomes a note in place of the image.
 from __future__ import annotations
 
 import base64
-import io
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -74,26 +73,33 @@ def _chosen(tables: ReportTables, *, top: int) -> list[tuple[str, pd.Series]]:
 
 def _png_uri(images: torch.Tensor, *, nrow: int) -> Grid:
     """Images (N, C, H, W) in [0, 1] -> one PNG grid with `nrow` images per row."""
-    from torchvision.utils import make_grid, save_image
+    from trainables.visualize import image_grid, png_bytes
 
-    grid = make_grid(images, nrow=nrow, padding=1, pad_value=0.5)  # (C, H', W')
-    buf = io.BytesIO()
-    save_image(grid, buf, format="png")
-    return Grid("", "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), int(grid.shape[-1]))
+    grid = image_grid(images, nrow=nrow)  # (C, H', W'), 1 pixel of grey between images
+    return Grid("", "data:image/png;base64," + base64.b64encode(png_bytes(grid)).decode("ascii"), int(grid.shape[-1]))
 
 
 def _render(path: Path, *, rows: int, max_codes: int) -> list[Grid]:
+    import torch
+
     from trainables.checkpoint import load_model
     from trainables.visualize import code_names, sample_images, traversal_images
 
-    model = load_model(path).model
-    grids = []
-    for code in code_names(model)[:max_codes]:
-        images = traversal_images(model, code, rows=rows)  # (rows * n_values, C, H, W)
-        grids.append(_png_uri(images, nrow=len(images) // rows)._replace(code=code))
-    if not grids:
-        grids.append(_png_uri(sample_images(model, n=rows * 8), nrow=8)._replace(code="samples"))
-    return grids
+    # One torch thread, as analyze scores: a few dozen small images gain nothing from more, and on a
+    # busy machine the threads' waits cost more than the drawing (several times as long).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = load_model(path).model
+        grids = []
+        for code in code_names(model)[:max_codes]:
+            images = traversal_images(model, code, rows=rows)  # (rows * n_values, C, H, W)
+            grids.append(_png_uri(images, nrow=len(images) // rows)._replace(code=code))
+        if not grids:
+            grids.append(_png_uri(sample_images(model, n=rows * 8), nrow=8)._replace(code="samples"))
+        return grids
+    finally:
+        torch.set_num_threads(threads)
 
 
 def get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = 3, rows: int = 6,

@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.report._data import CHECK, DIS, FD, MI, PICK, Q_REAL, ReportTables, ranking_score
+from analysis.report._data import CHECK, DIS, FD, MI, PICK, Q_REAL, ReportTables, label_free_pick, ranking_score
 from analysis.report._population import Interval, PopulationInfo, comparison_text
 from analysis.schema import FLAG_COLUMNS, SCORE_DESCRIPTIONS
-from analysis.selection import label_free_pick
 
 PICK_BADGE = ' <span class="pick" title="the label-free pick">★ pick</span>'
 SIGNALS = ("selection/q_balance", "selection/q_confidence", "selection/q_info", "selection/centrality",

@@ -11,7 +11,7 @@ from torch import nn
 
 from analysis.evaluators import TemplateReader, reader_accuracy
 from analysis.metrics import compute_generator_scores, image_moments
-from analysis.metrics.generator_codes import _compute_categorical_scores, _compute_continuous_scores
+from analysis.metrics.generator_codes import _compute_categorical_scores, _compute_continuous_scores, _row_spearman
 from analysis.scoring import QUICK, score_model
 from trainables.config import InfoGANConfig
 from trainables.data import load_data
@@ -110,6 +110,26 @@ def test_continuous_core_gap_separates_two_codes_from_one_shared_attribute():
     assert _compute_continuous_scores(grid, shared) == pytest.approx({"cont_effect": 1.0, "cont_gap": 0.0})
     flips = np.concatenate([own[:15], -own[15:]])  # half the rows go up, half down: no consistent effect
     assert _compute_continuous_scores(grid, np.stack([flips, flips]))["cont_effect"] == pytest.approx(0.0)
+
+
+def test_row_spearman_is_scipys_spearman_row_by_row_with_missing_values_left_out():
+    """The vectorised core against scipy's spearmanr on each row's measurable values: ties, NaNs
+    (a row with fewer than 3 values, or a constant one, is NaN), a grid in any order."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    grid = rng.permutation(np.linspace(-1, 1, 9))
+    attributes = np.round(rng.normal(size=(2, 40, 9, 4)), 1)  # (n_cont, R, V, A) with ties
+    attributes[..., 3] = 0.5  # a constant attribute
+    attributes[rng.random(attributes.shape) < 0.3] = np.nan
+    attributes[0, 0, 2:, 0] = np.nan  # two values left: not measurable
+    rho = _row_spearman(grid, attributes)  # (n_cont, R, A)
+    assert rho.shape == (2, 40, 4) and np.isnan(rho[0, 0, 0]) and np.isnan(rho[..., 3]).all()
+    for index in np.ndindex(rho.shape):
+        y = attributes[index[0], index[1], :, index[2]]
+        keep = np.isfinite(y)
+        if keep.sum() >= 3 and np.ptp(y[keep]) > 0:
+            assert rho[index] == pytest.approx(spearmanr(grid[keep], y[keep]).statistic, abs=1e-12)
 
 
 def test_image_moments_of_a_line_and_of_an_empty_image():

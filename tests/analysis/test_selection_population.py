@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from analysis import selection
+from analysis.report._data import label_free_pick
 from analysis.scoring import QUICK, TrialScores, _clustering
-from analysis.selection import PICK_SIGNAL, Selection, label_free_pick, nmi_centrality, pick_score
+from analysis.selection import PICK_SIGNAL, Selection, nmi_centrality, pick_score
 from trainables.data import ImageData, LabelledSplit
 
 K = 10
