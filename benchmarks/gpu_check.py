@@ -16,7 +16,7 @@ Three parts, each printed with the GPU's name and written to one JSON file (`--o
    seed: gen/cat_acc (the MNIST classifier's reading of G's digits per category),
    q/real_hungarian_acc and the label-free selection/* columns; then the Spearman correlation of
    each selection/* column with gen/cat_acc over the seeds and the regret of the label-free pick
-   (the best gen/cat_acc minus the pick's; the pick: `analysis.selection.label_free_pick` on
+   (the best gen/cat_acc minus the pick's; the pick: `analysis.label_free_pick` on
    selection/score). The sweep and analyze wall times too. The experiment folder keeps every
    member's checkpoints, trials.parquet and selection.parquet for later study.
 
@@ -269,8 +269,7 @@ def _spearman(x: list[float | None], y: list[float | None]) -> dict[str, float |
 def summarise_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """From trials.parquet's rows: per seed gen/cat_acc, q/real_hungarian_acc and selection/*; each
     selection/* column's Spearman correlation with gen/cat_acc; the label-free pick and its regret."""
-    from analysis.schema import SCORE_COLUMNS
-    from analysis.selection import PICK_SIGNAL, label_free_pick
+    from analysis import PICK_SIGNAL, SCORE_COLUMNS, label_free_pick
 
     rows = sorted(rows, key=lambda r: r["seed"])
     signals = [c for c in SCORE_COLUMNS if c.startswith("selection/")]
