@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import study  # noqa: F401  (sets RAY_ENABLE_UV_RUN_RUNTIME_ENV=0 before Ray is imported)
+from benchmarks.machine import describe_cpu
 
 # isort: split
 from ray import tune
@@ -86,16 +86,6 @@ class MemoryLog(tune.Callback):
             print(f"[driver_memory] {self.done:5d} trials  RSS {mib:7.1f} MiB  {elapsed:7.1f} s", flush=True)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=1000)
@@ -124,7 +114,7 @@ def main() -> int:
     own = sum(float(r.metrics.get("time_total_s", 0.0)) for r in results)
     trials = len(results)
     settings = "baseline (Tune's defaults)" if args.baseline else "driver_settings"
-    print(f"[driver_memory] CPU: {_cpu_name()} ({os.cpu_count()} cores), {args.slots} slots, {settings}")
+    print(f"[driver_memory] CPU: {describe_cpu()}, {args.slots} slots, {settings}")
     print(f"[driver_memory] {trials} trials ({results.num_errors} errors), {args.reports} reports each, "
           f"wall {wall:.1f} s, {wall / trials:.3f} s/trial, trials' own time {own / trials:.3f} s each")  # fmt: skip
     print(

@@ -19,9 +19,6 @@ on every batch), timed on one generator with a tenth of its counts and scaled up
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,21 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
+
 from analysis import metrics
 from analysis.scoring import FULL, cached_model, one_thread_worker, represent_fn
 from analysis.selection import GeneratorData, Member, select_models
+from benchmarks.machine import describe_cpu
 from trainables.checkpoint import write_checkpoint
 from trainables.config import InfoGANConfig
 from trainables.models import InfoGAN
-
-
-def _cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        name = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def make_models(folder: Path, num: int) -> list[str]:
@@ -116,7 +107,7 @@ def main() -> int:
     parser.add_argument("--experiment", help="use the final checkpoints of this analysed experiment's trials")
     parser.add_argument("--old", action="store_true", help="also time the replaced protocol (minutes)")
     args = parser.parse_args()
-    print(f"# selection step, {args.models} models at the paper's MNIST architecture; {_cpu()}; "
+    print(f"# selection step, {args.models} models at the paper's MNIST architecture; {describe_cpu()}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; python {sys.version.split()[0]}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         paths = (
