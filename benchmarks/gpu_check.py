@@ -14,10 +14,11 @@ Three parts, each printed with the GPU's name and written to one JSON file (`--o
    steps and scored through the product's own commands: `infogan-study sweep SPACE --seeds 16
    --pack 16 --gpus-per-trial 1 ...` then `infogan-study analyze` (trials.parquet). Printed per
    seed: gen/cat_acc (the MNIST classifier's reading of G's digits per category),
-   q/real_hungarian_acc and the label-free selection/* columns; then the Spearman correlation of
-   each selection/* column with gen/cat_acc over the seeds and the regret of the label-free pick
-   (the best gen/cat_acc minus the pick's; the pick: `analysis.label_free_pick` on
-   selection/score). The sweep and analyze wall times too. The experiment folder keeps every
+   q/real_hungarian_acc and the label-free selection/* columns; then the report's own check of
+   the label-free pick (`analysis.report.get_selection_info`): each selection/* column's Spearman
+   correlation with gen/cat_acc over the candidates (final MI bound >= 0.5), the model it would
+   pick and its regret, and the pick's regret (the best gen/cat_acc minus the pick's). The sweep
+   and analyze wall times too. The experiment folder keeps every
    member's checkpoints, trials.parquet and selection.parquet for later study.
 
 Every part has a budget: parts 1 and 2 time at most `--bench-steps` steps or `--bench-seconds`
@@ -50,18 +51,22 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
 
+from benchmarks.machine import describe_cpu
 from benchmarks.packed_throughput import Timing, time_steps
 from trainables.config import InfoGANConfig
 from trainables.data import load_data
 from trainables.errors import BadInputError
 from trainables.loop import Trainer
 from trainables.packed import PackedTrainer
+
+if TYPE_CHECKING:
+    from analysis.report import SelectionInfo
 
 PARTS = ("single", "packed", "seeds")
 PREPARE_PROBE = "--prepare-probe"  # first argument of the background job that trains part 3's classifier
@@ -147,7 +152,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
     cuda = device.type == "cuda"
     return {
         "type": device.type,
-        "name": torch.cuda.get_device_name(device) if cuda else f"cpu ({os.cpu_count()} cores)",
+        "name": torch.cuda.get_device_name(device) if cuda else f"cpu: {describe_cpu()}",
         "torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
         "cudnn_tf32": torch.backends.cudnn.allow_tf32, "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
     }  # fmt: skip
@@ -251,43 +256,25 @@ def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
-def _spearman(x: list[float | None], y: list[float | None]) -> dict[str, float | int | None]:
-    """Spearman's rho of the pairs where both are finite (None: fewer than 3, or a constant side)."""
-    import warnings
+def summarise_seeds(rows: list[dict[str, Any]], info: SelectionInfo) -> dict[str, Any]:
+    """Per seed (trials.parquet's `rows`): gen/cat_acc, q/real_hungarian_acc and selection/*; then
+    the report's own check of the label-free pick (`info`, from `get_selection_info`: each signal's
+    Spearman correlation with gen/cat_acc over the candidates, its pick and regret), so this script
+    and the report give the same numbers."""
+    from analysis import SCORE_COLUMNS
 
-    from scipy.stats import spearmanr
-
-    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None]
-    if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
-        return {"rho": None, "p": None, "n": len(pairs)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
-    return {"rho": _finite(result.statistic), "p": _finite(result.pvalue), "n": len(pairs)}
-
-
-def summarise_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """From trials.parquet's rows: per seed gen/cat_acc, q/real_hungarian_acc and selection/*; each
-    selection/* column's Spearman correlation with gen/cat_acc; the label-free pick and its regret."""
-    from analysis import PICK_SIGNAL, SCORE_COLUMNS, label_free_pick
-
-    rows = sorted(rows, key=lambda r: r["seed"])
     signals = [c for c in SCORE_COLUMNS if c.startswith("selection/")]
     members = [{"seed": r["seed"], "trial_id": r["trial_id"], "status": r["status"], "step": r.get("last_step"),
                 **{c: _finite(r.get(c)) for c in ("gen/cat_acc", "q/real_hungarian_acc", *signals)}}
-               for r in rows]  # fmt: skip
-    acc = [m["gen/cat_acc"] for m in members]
-    spearman = {c: _spearman([m[c] for m in members], acc) for c in signals}
-    scores = {m["trial_id"]: math.nan if m["selection/score"] is None else m["selection/score"] for m in members}
-    pick, tied = label_free_pick(scores)
-    best = max((a for a in acc if a is not None), default=None)
-    chosen = next((m for m in members if m["trial_id"] == pick), None)
-    picked_acc = chosen["gen/cat_acc"] if chosen else None
-    regret = best - picked_acc if best is not None and picked_acc is not None else None
+               for r in sorted(rows, key=lambda r: r["seed"])]  # fmt: skip
+    spearman = {c.column: {"rho": _finite(c.spearman), "n": c.n, "pick": c.pick or None, "regret": _finite(c.regret)}
+                for c in info.checks}  # fmt: skip
+    chosen = next((m for m in members if m["trial_id"] == info.pick), None)
+    pick_acc, best = _finite(info.pick_score), _finite(info.best_score)
     return {"members": members, "spearman": spearman,
-            "pick": {"signal": PICK_SIGNAL, "trial_id": pick or None, "tied": list(tied),
-                     "seed": chosen["seed"] if chosen else None, "gen/cat_acc": picked_acc,
-                     "best_gen/cat_acc": best, "regret": regret}}  # fmt: skip
+            "pick": {"signal": info.signal, "trial_id": info.pick or None, "tied": list(info.tied),
+                     "seed": chosen["seed"] if chosen else None, "gen/cat_acc": pick_acc, "best_gen/cat_acc": best,
+                     "regret": best - pick_acc if best is not None and pick_acc is not None else None}}  # fmt: skip
 
 
 def seeds_part(opts: Options, device: torch.device, classifier: subprocess.Popen | None, log: Log) -> dict[str, Any]:
@@ -317,9 +304,11 @@ def seeds_part(opts: Options, device: torch.device, classifier: subprocess.Popen
     out["analyze_wall_s"] = time.perf_counter() - start
     trials = storage / name / "trials.parquet"
     if out["analyze_exit"] == 0 and trials.is_file():
+        from analysis.report import get_selection_info, load_tables
         from analysis.schema import read_table
 
-        out.update(summarise_seeds(read_table("trials", trials).to_pylist()))
+        info = get_selection_info(load_tables(storage / name))
+        out.update(summarise_seeds(read_table("trials", trials).to_pylist(), info))
     log(f"analyze ended with exit status {out['analyze_exit']} after {out['analyze_wall_s']:.0f} s")
     return out
 
@@ -358,10 +347,16 @@ def print_results(results: dict[str, Any]) -> None:
               f"{', interrupted' if s['interrupted'] else ''}), analyze {s['analyze_wall_s']:.0f} s "
               f"(exit {s['analyze_exit']}); {s['experiment']}\n")  # fmt: skip
         if "members" in s:
-            head = ["seed", "status", "step", "gen/cat_acc", "q/real_hungarian_acc", *s["spearman"]]
+            signals = [c for c in s["members"][0] if c.startswith("selection/")] if s["members"] else []
+            head = ["seed", "status", "step", "gen/cat_acc", "q/real_hungarian_acc", *signals]
             rows = [[str(m["seed"]), m["status"], str(m["step"]), *(_f(m[c]) for c in head[3:])] for m in s["members"]]
             print(_table(head, rows))
-            rhos = ", ".join(f"{c} {_f(v['rho'], 2)} (n={v['n']})" for c, v in s["spearman"].items())
+            rhos = (
+                ", ".join(
+                    f"{c} {_f(v['rho'], 2)} (n={v['n']}, regret {_f(v['regret'])})" for c, v in s["spearman"].items()
+                )
+                or "none (no labelled candidate)"
+            )
             k = s["pick"]
             print(
                 f"\nSpearman with gen/cat_acc: {rhos}\nLabel-free pick ({k['signal']}): seed {k['seed']}, "

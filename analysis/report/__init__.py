@@ -17,13 +17,17 @@ from __future__ import annotations
 
 from analysis.report._data import ReportTables, load_tables, shorten_labels
 from analysis.report._page import FIGURE_COUNT_META, Section, build_report, build_sections, write_report
+from analysis.report._sections import SelectionInfo, SignalCheck, get_selection_info
 
 __all__ = [
     "FIGURE_COUNT_META",
     "ReportTables",
     "Section",
+    "SelectionInfo",
+    "SignalCheck",
     "build_report",
     "build_sections",
+    "get_selection_info",
     "load_tables",
     "shorten_labels",
     "write_report",
