@@ -91,7 +91,6 @@ class PackedConv(nn.Module):
             nn.Parameter(torch.cat([layer.bias.detach() for layer in layers]).clone())
             if first.bias is not None else None
         )  # fmt: skip
-        self.per_member = first.weight.shape[0]
 
     def forward(self, x: Tensor) -> Tensor:
         if self.transposed:
@@ -100,12 +99,9 @@ class PackedConv(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
 
     def member_state(self, k: int) -> dict[str, Tensor]:
-        rows = slice(k * self.per_member, (k + 1) * self.per_member)
-        state = {"weight": self.weight[rows]}
+        state = {"weight": self.weight.chunk(self.groups)[k]}  # member k's rows of dim 0, as stacked
         if self.bias is not None:
-            state["bias"] = self.bias[
-                (k * self.bias.shape[0] // self.groups) : ((k + 1) * self.bias.shape[0] // self.groups)
-            ]
+            state["bias"] = self.bias.chunk(self.groups)[k]
         return state
 
 
