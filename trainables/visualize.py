@@ -2,14 +2,13 @@
 other codes) fixed, each column sets one code to a value; categorical codes sweep their K
 categories, continuous codes sweep [-2, 2] (the paper goes beyond the training range [-1, 1]).
 
-torchvision draws the grids (`make_grid`, `save_image`); it is imported only where a grid is
-drawn, because its import pulls in torch's compiler stack (several seconds) and `analyze`, its
-workers and `report` import this module without always drawing."""
+torchvision draws the grids (`save_image`); it is imported only where a grid is drawn, because
+its import pulls in torch's compiler stack (several seconds) and `analyze`, its workers and
+`report` import this module without always drawing."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,34 +74,19 @@ def sample_images(model: InfoGAN, *, n: int = 64, seed: int = 0) -> torch.Tensor
     return (images.clamp(-1, 1) + 1) / 2
 
 
-def image_grid(images: torch.Tensor, *, nrow: int, padding: int = 1, pad_value: float = 0.5) -> torch.Tensor:
-    """Images (N, C, H, W) -> one grid (3 or C, H', W'), `nrow` images per row, `padding` pixels of
-    `pad_value` around each (torchvision's `make_grid`)."""
-    from torchvision.utils import make_grid
-
-    return make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)
-
-
-def png_bytes(grid: torch.Tensor) -> bytes:
-    """A grid (C, H, W) in [0, 1] as PNG bytes (torchvision's `save_image`)."""
-    from torchvision.utils import save_image
-
-    buffer = io.BytesIO()
-    save_image(grid, buffer, format="png")
-    return buffer.getvalue()
-
-
 def save_traversals(model: InfoGAN, out_dir: str | Path, *, rows: int = 8, seed: int = 0) -> list[Path]:
     """Write `traversal_<code>.png` per code (or `samples.png` without codes); returns the paths."""
+    from torchvision.utils import save_image
+
     out_dir = Path(out_dir)
     paths = []
     for code in code_names(model):
         images = traversal_images(model, code, rows=rows, seed=seed)
         path = out_dir / f"traversal_{code}.png"
-        path.write_bytes(png_bytes(image_grid(images, nrow=len(images) // rows)))
+        save_image(images, path, nrow=len(images) // rows, padding=1, pad_value=0.5)
         paths.append(path)
     if not paths:
         path = out_dir / "samples.png"
-        path.write_bytes(png_bytes(image_grid(sample_images(model, n=64, seed=seed), nrow=8)))
+        save_image(sample_images(model, n=64, seed=seed), path, nrow=8, padding=1, pad_value=0.5)
         paths.append(path)
     return paths

@@ -12,6 +12,7 @@ unreadable checkpoint becomes a note in place of the image.
 from __future__ import annotations
 
 import base64
+import io
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -73,10 +74,12 @@ def _chosen(tables: ReportTables, *, top: int) -> list[tuple[str, pd.Series]]:
 
 def _png_uri(images: torch.Tensor, *, nrow: int) -> Grid:
     """Images (N, C, H, W) in [0, 1] -> one PNG grid with `nrow` images per row."""
-    from trainables.visualize import image_grid, png_bytes
+    from torchvision.utils import make_grid, save_image  # here: torchvision's import costs seconds
 
-    grid = image_grid(images, nrow=nrow)  # (C, H', W'), 1 pixel of grey between images
-    return Grid("", "data:image/png;base64," + base64.b64encode(png_bytes(grid)).decode("ascii"), int(grid.shape[-1]))
+    grid = make_grid(images, nrow=nrow, padding=1, pad_value=0.5)  # (C, H', W')
+    buf = io.BytesIO()
+    save_image(grid, buf, format="png")
+    return Grid("", "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), int(grid.shape[-1]))
 
 
 def _render(path: Path, *, rows: int, max_codes: int) -> list[Grid]:
