@@ -19,7 +19,7 @@ images is no candidate for "the disentangled model", whatever its Q does elsewhe
 passes. Models are only comparable on images of one kind, so trials of several datasets get one
 `all:<dataset>` pool each. `selection/score` is the signal the label-free pick uses (`PICK_SIGNAL`)
 on the candidates, NaN elsewhere; the pick is the candidate with the highest score (the report
-makes it from trials.parquet: `analysis.label_free_pick`).
+makes it from trials.parquet: `analysis.report.get_selection_info`).
 
 ModelCentrality runs in two phases through the caller's `Mapper` (in-process, processes or Ray
 tasks): each model renders its generator's fixed design once (`render_design`; `GeneratorData`
