@@ -67,13 +67,12 @@ from trainables.errors import BadInputError, one_line
 from trainables.trial_record import trial_dirname
 from trainables.tune import with_trial_resources
 
-# Checkpoints kept per trial: the best CHECKPOINTS_KEPT by the study's first objective, plus the
-# latest (Tune never deletes it: a restart resumes from it).
-CHECKPOINTS_KEPT = 2
-# Tune snapshots its own state whenever a trial has deleted CHECKPOINTS_KEPT checkpoints (so the
-# snapshot never points at a deleted one) and warns when that happens often; with a report every
-# few seconds it does, by design, and a local snapshot takes ~10 ms.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Checkpoints kept per trial: the newest and the best CHECKPOINTS_KEPT by the study's first
+# objective. The trial deletes the others itself (`RecordStore.prune`, by Tune's ranking); Tune is
+# told to keep them all (`num_to_keep=None`): a Tune that deletes checkpoints forces an experiment
+# snapshot whenever a trial has saved `num_to_keep` since the last one, and each snapshot copies
+# every trial's files so far, so the driver's cost per trial grew with the study (docs/design.md,
+# "Who deletes checkpoints").
 # Tune's documented switches a new study's driver runs with (`driver_settings`), unless the user
 # set them. Tune's automatic loggers off: `build_tuner` passes the two the project uses (JSON:
 # result.json and params.json, which analyze and status read; TensorBoard: the event files the
@@ -240,7 +239,7 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
         storage_path=spec.storage_path,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=CHECKPOINTS_KEPT,
+            num_to_keep=None,  # the trials prune their own (CHECKPOINTS_KEPT, see above)
             checkpoint_score_attribute=checkpoint_score(spec)[0],
             checkpoint_score_order=checkpoint_score(spec)[1],
         ),

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from trainables.trial_record import (
+    CHECKPOINTS_KEPT,
     CheckpointEntry,
     Record,
     RecordStore,
     RunRecord,
+    checkpoints_to_delete,
     describe_checkpoint,
     member_folder,
     member_id,
@@ -123,3 +125,53 @@ def test_a_record_in_storage_lists_the_checkpoints_that_describe_themselves(tmp_
     restarted = Record.start("abc12_00001", record.config, ("mi/cat", "max"))  # after a failure, or `resume`
     restarted.continue_from(again)
     assert [(m.step, m.metrics) for m in restarted.members] == [(0, {}), (20, {"step": 20.0, "mi/cat": 0.5})]
+
+
+def _scored(mode: str, values: list[float], members: int = 0) -> Record:
+    """A record whose checkpoint i (step 10 i) has mi/cat values[i] (each member's, for a pack)."""
+    config = {"members": [{"seed": k} for k in range(members)]} if members else {}
+    record = Record.start("abc12_00001", config, ("mi/cat", mode))
+    for run in record.runs:
+        run.checkpoints = [CheckpointEntry(f"checkpoint_{i:06d}", 10 * i, {"mi/cat": v}) for i, v in enumerate(values)]
+    return record
+
+
+@pytest.mark.parametrize(("mode", "values", "kept"), [
+    ("max", [0.1, 0.9, 0.5, 0.7, 0.2], {1, 3, 4}),  # the best two and the newest
+    ("min", [0.1, 0.9, 0.5, 0.7, 0.2], {0, 4}),  # the newest is one of the best two
+    ("max", [math.nan, 0.3, math.nan, 0.3, 0.1], {1, 3, 4}),  # NaN ranks below every number
+    ("max", [0.5, 0.5, 0.5, 0.5, math.nan], {2, 3, 4}),  # ties go to the later checkpoint
+    ("max", [0.2, 0.1, 0.3], {0, 1, 2}),  # no more than the newest and the best two: nothing to delete
+])  # fmt: skip
+def test_pruning_keeps_the_newest_and_the_best_by_the_trials_score(mode, values, kept) -> None:
+    doomed = checkpoints_to_delete(_scored(mode, values))
+    assert CHECKPOINTS_KEPT == 2
+    assert doomed == [f"checkpoint_{i:06d}" for i in range(len(values)) if i not in kept]
+
+
+def test_a_pack_checkpoint_is_ranked_by_its_members_mean() -> None:
+    record = _scored("max", [0.0, 0.0, 0.0, 0.0], members=2)
+    member_0, member_1 = record.members
+    for entry, (a, b) in zip(member_0.checkpoints, [(0.9, 0.1), (0.6, 0.6), (0.2, 0.2), (0.1, 0.1)]):
+        entry.metrics["mi/cat"] = a
+        member_1.checkpoints[int(entry.name[-1])].metrics["mi/cat"] = b
+    # means 0.5, 0.6, 0.2, 0.1: the best two are 0 and 1; 3 is the newest
+    assert checkpoints_to_delete(record) == ["checkpoint_000002"]
+    member_1.checkpoints.pop()  # member 1 diverged before the newest: the newest still counts once
+    assert checkpoints_to_delete(record) == ["checkpoint_000002"]
+
+
+def test_prune_deletes_those_folders_from_storage_and_the_record_follows(tmp_path: Path) -> None:
+    record = Record.start("abc12_00001", {}, ("mi/cat", "max"))
+    store = RecordStore(str(tmp_path), record.trial_id)
+    store.make_folder()
+    for i, value in enumerate([0.3, 0.9, 0.1, 0.8, 0.2]):
+        (Path(store.folder) / f"checkpoint_{i:06d}").mkdir()
+        describe_checkpoint(Path(store.folder) / f"checkpoint_{i:06d}", 10 * i, {"mi/cat": value})
+    store.write(record)  # lists the five
+    assert store.prune(record) == ["checkpoint_000000", "checkpoint_000002"]
+    store.write(record)
+    on_disk = sorted(p.name for p in Path(store.folder).iterdir() if p.is_dir())
+    assert on_disk == [c.name for c in store.read().checkpoints] == ["checkpoint_000001", "checkpoint_000003",
+                                                                      "checkpoint_000004"]  # fmt: skip
+    assert store.prune(record) == [] and store.newest_checkpoint(record) == f"{store.folder}/checkpoint_000004"

@@ -29,6 +29,7 @@ null and read back as NaN.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -48,6 +49,8 @@ RECORD_FORMAT = 1
 PACK_KEY = "members"  # a pack's trial config: {"members": [member trial configs]}
 VARIANT_KEY = "variant"  # the label of a `variant_grid` row: in a trial config, not a config field
 DEFAULT_SCORE = ("mi/cat", "max")  # how checkpoints are ranked when no study says (`analyze --checkpoint best`)
+# Checkpoints a trial keeps besides its newest: the best CHECKPOINTS_KEPT by its score (`prune`).
+CHECKPOINTS_KEPT = 2
 ENDED = ("completed", "diverged")  # a run's status that no later error changes
 
 
@@ -255,6 +258,33 @@ class Record(RunRecord):
         return record
 
 
+def checkpoints_to_delete(record: Record, keep: int = CHECKPOINTS_KEPT) -> list[str]:
+    """The checkpoint folders of `record`'s trial (as its lists hold them) that pruning deletes:
+    all but the newest and the best `keep` by the trial's score (metric, mode), ranked as Tune's
+    `CheckpointConfig(num_to_keep, checkpoint_score_attribute)` ranks them: NaN (or no value) below
+    every number, ties to the later checkpoint. A pack's checkpoint scores the mean of the members'
+    values in it (the pack's row, which Tune would rank by, is that mean)."""
+    metric, mode = record.score
+    values: dict[str, list[float]] = {}
+    steps: dict[str, int] = {}
+    for run in record.runs:
+        for entry in run.checkpoints:
+            value = entry.metrics.get(metric, math.nan)
+            values.setdefault(entry.name, []).extend([] if math.isnan(value) else [value])
+            steps[entry.name] = max(steps.get(entry.name, -1), entry.step)
+    if len(values) <= keep + 1:
+        return []
+    sign = 1.0 if mode == "max" else -1.0
+
+    def rank(name: str) -> tuple[bool, float, int, str]:
+        found = values[name]
+        return bool(found), sign * sum(found) / len(found) if found else 0.0, steps[name], name
+
+    newest = max(values, key=lambda name: (steps[name], name))
+    best = sorted(values, key=rank)[-keep:]
+    return sorted(set(values) - set(best) - {newest})
+
+
 def read_record(text: str) -> Record | None:
     """The record in the text of a RECORD_FILE (None: not a record)."""
     try:
@@ -320,6 +350,17 @@ class RecordStore:
             if entry is not None:
                 entries.append(entry)
         return sorted(entries, key=lambda e: (e.step, e.name))
+
+    def prune(self, record: Record, keep: int = CHECKPOINTS_KEPT) -> list[str]:
+        """Delete the checkpoints `checkpoints_to_delete` names (from the record's lists as last
+        written), and return their names. The trial keeps its checkpoints itself: Tune is told to
+        keep them all (`num_to_keep=None`), because a Tune that deletes them forces an experiment
+        snapshot every `num_to_keep` checkpoints of any trial (docs/design.md)."""
+        doomed = checkpoints_to_delete(record, keep)
+        for name in doomed:
+            with contextlib.suppress(OSError):  # gone already (a restarted trial pruning again)
+                self.fs.delete_dir(f"{self.folder}/{name}")
+        return doomed
 
     def newest_checkpoint(self, record: Record) -> str | None:
         """The newest checkpoint folder a restart of `record`'s trial can continue from (its path in

@@ -12,7 +12,6 @@ import pytest
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from study.launcher import (
-    CHECKPOINTS_KEPT,
     _scheduler,
     _searcher,
     build_tuner,
@@ -81,11 +80,11 @@ def test_spec_round_trips_through_the_experiment_folder(tmp_path: Path) -> None:
     ((Objective("mi/cat", "max"),), ("mi/cat", "max")),
     ((Objective("loss/g", "min"), Objective("mi/cat", "max")), ("loss/g", "min")),
 ])  # fmt: skip
-def test_tune_keeps_the_best_checkpoints_by_the_first_objective(tmp_path: Path, objectives, score) -> None:
+def test_tune_ranks_the_checkpoints_by_the_first_objective_and_deletes_none(tmp_path: Path, objectives, score) -> None:
     spec = _spec(tmp_path, objectives=objectives)
     tuner = build_tuner(spec, {"dataset": "basicprop-line"})
     keep = tuner._local_tuner.get_run_config().checkpoint_config
-    assert keep.num_to_keep == CHECKPOINTS_KEPT
+    assert keep.num_to_keep is None  # the trials prune their own: Tune then forces no snapshot
     assert (keep.checkpoint_score_attribute, keep.checkpoint_score_order) == score
 
 

@@ -31,11 +31,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 from analysis.tune_folder import TrialRecord, read_experiment
 from study.cli import main
-from study.launcher import CHECKPOINTS_KEPT
 from study.ray_runtime import init_local
 from study.status import format_table, load_study
 from trainables.checkpoint import FILENAME
-from trainables.trial_record import RECORD_FILE
+from trainables.trial_record import CHECKPOINTS_KEPT, RECORD_FILE
 from trainables.tune import infogan_trainable
 
 REPO = Path(__file__).resolve().parents[2]

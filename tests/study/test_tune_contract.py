@@ -24,12 +24,12 @@ from ray import tune
 
 from analysis.tune_folder import read_experiment
 from study.cli import main
-from study.launcher import CHECKPOINTS_KEPT, build_tuner, check_restorable, find_study
+from study.launcher import build_tuner, check_restorable, find_study
 from study.plan import Objective, StudySpec, common_settings, write_spec
 from study.ray_runtime import init_local
 from study.status import format_table, load_study
 from trainables.checkpoint import FILENAME, load_model
-from trainables.trial_record import CHECKPOINT_FILE, PACK_KEY, RECORD_FILE, member_folder
+from trainables.trial_record import CHECKPOINT_FILE, CHECKPOINTS_KEPT, PACK_KEY, RECORD_FILE, member_folder
 from trainables.tune import KEY_METRICS, STOPPED_BY_TUNE
 from trainables.tune.trainable import checkpoint_to_resume, open_record
 
@@ -186,10 +186,12 @@ def test_a_fresh_tune_run_still_gives_what_the_records_rely_on(tmp_path: Path) -
             assert {"step", "trial_id", "training_iteration", "checkpoint_dir_name"} <= report.keys()
             assert {"status", "reason", *KEY_METRICS} <= report.keys()
         on_disk = {p.parent.name for p in folder.glob(f"*/{FILENAME}")}
-        assert {c["name"] for c in record["checkpoints"]} == on_disk  # the record lists exactly what Tune kept
-        if on_disk:  # CheckpointConfig kept the best by the study's metric, and the latest
+        assert {c["name"] for c in record["checkpoints"]} == on_disk  # the record lists exactly what is kept
+        if on_disk:  # the trial kept the best by the study's metric, and the latest; Tune ranks them so too
             latest = reports[-1]["checkpoint_dir_name"]
-            assert {Path(c.path).name for c, _ in result.best_checkpoints} == _best(reports, "mi/cat")
+            ranked = [Path(c.path).name for c, _ in result.best_checkpoints]  # Tune's, worst first, all of them
+            assert len(ranked) == sum(1 for r in reports if r["checkpoint_dir_name"])  # Tune deletes none
+            assert set(ranked[-CHECKPOINTS_KEPT:]) == _best(reports, "mi/cat")
             assert Path(result.checkpoint.path).name == latest and on_disk == _best(reports, "mi/cat") | {latest}
         by_lr[result.config["lr_g"]] = (record, reports)
 
@@ -228,6 +230,25 @@ def test_a_trial_that_tune_restarts_from_scratch_continues_from_its_newest_check
     (folder / "checkpoint_000004").mkdir()  # being written: no description yet
     chosen = checkpoint_to_resume(record, store)
     assert chosen is not None and Path(chosen.path).name == "checkpoint_000003"
+
+
+def test_a_trial_that_tune_hands_a_checkpoint_it_has_since_pruned_continues_from_its_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tune's snapshot can name a checkpoint the trial pruned after it (the trials keep their own:
+    `RecordStore.prune`): the trial then continues from its newest one; a checkpoint Tune hands it
+    that is still there is used as it is."""
+    record, store = open_record(str(tmp_path), {"steps": 100}, ("mi/cat", "max"))
+    folder = Path(store.folder)
+    for name, step in [("checkpoint_000002", 60), ("checkpoint_000003", 80)]:
+        (folder / name).mkdir()
+        (folder / name / CHECKPOINT_FILE).write_text(json.dumps({"step": step, "metrics": {}}))
+    handed = tune.Checkpoint(path=str(folder / "checkpoint_000001"))  # pruned since Tune's snapshot
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: handed)
+    chosen = checkpoint_to_resume(record, store)
+    assert chosen is not None and Path(chosen.path).name == "checkpoint_000003"
+    handed = tune.Checkpoint(path=str(folder / "checkpoint_000002"))  # still there: Tune's word stands
+    assert Path(checkpoint_to_resume(record, store).path).name == "checkpoint_000002"
 
 
 @pytest.mark.filterwarnings("ignore:`get_checkpoint` is meant")

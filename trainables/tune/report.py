@@ -3,12 +3,13 @@ written before each (Tune may stop the trial inside it) and after it (with the n
 
 How the run stands is the loop's word (`report_status`): every row carries its `status` and
 `reason`. A diverged report carries no checkpoint (its weights are blown up, and it would only
-compete with good ones for the checkpoints Tune keeps). Each checkpoint describes itself
-(`trial_record.describe_checkpoint`: its step and metrics).
+compete with good ones for the checkpoints the trial keeps). Each checkpoint describes itself
+(`trial_record.describe_checkpoint`: its step and metrics). After each checkpoint the trial
+prunes its folder to its newest and its best `CHECKPOINTS_KEPT` (`RecordStore.prune`).
 
 A pack's row (`sweep --pack`) holds every reporting member's metrics prefixed `m<k>/`
 (`member_prefix`, with its status and reason), plus the mean over them of each metric unprefixed
-(Tune's progress table, and the metric Tune ranks the pack's checkpoints by); its checkpoint holds
+(Tune's progress table, and the score the pack's checkpoints are ranked by); its checkpoint holds
 a `member_<k>/` folder per member that did not diverge, each an ordinary run checkpoint.
 """
 
@@ -95,7 +96,9 @@ class TrialReporter:
             try:
                 return self._tune_report(row, tune.Checkpoint.from_directory(tmp))  # copied to storage here
             finally:
-                self.write()  # with the new checkpoint (Tune may have deleted older ones)
+                self.write()  # with the new checkpoint
+                if self.store is not None and self.store.prune(self.record):
+                    self.write()  # without the ones pruned
 
     def _tune_report(self, row: dict[str, Any], checkpoint: tune.Checkpoint | None) -> str | None:
         try:

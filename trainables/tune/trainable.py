@@ -2,10 +2,11 @@
 
 `infogan_trainable` builds the `InfoGANConfig` from the trial's config (an unknown key or a bad
 value makes the trial error at once with the config's one-line message), resumes from
-`tune.get_checkpoint()` (set after a node loss or `infogan-study resume`; else from the newest
-checkpoint still in the trial's folder), and trains: one run by `trainables.loop.train`, or, when
-the trial config is a pack ({"members": [member trial configs]}, `sweep --pack`), K runs as one
-network by `trainables.packed.train_packed`, each still a trial of the study. Each report becomes
+`tune.get_checkpoint()` (set after a node loss or `infogan-study resume`; else, or when the trial
+has pruned it since, from the newest checkpoint in the trial's folder), and trains: one run by
+`trainables.loop.train`, or, when the trial config is a pack ({"members": [member trial configs]},
+`sweep --pack`), K runs as one network by `trainables.packed.train_packed`, each still a trial of
+the study. Each report becomes
 a Tune result (`trainables/tune/report.py`). A diverged run returns normally, so the trial ends
 TERMINATED with a readable reason instead of an error and a burst of retries; a pack member that
 diverges stops alone.
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
+import pyarrow.fs
 import torch
 from ray import tune
 
@@ -78,13 +80,18 @@ def open_record(
     return record, store
 
 
+def _still_there(checkpoint: tune.Checkpoint) -> bool:
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type != pyarrow.fs.FileType.NotFound
+
+
 def checkpoint_to_resume(record: Record, store: RecordStore | None) -> tune.Checkpoint | None:
-    """Where the trial continues from: the checkpoint Tune hands it (after a failure or `resume`),
-    else the newest one its folder still holds. Tune's own state can be older than the trial's
-    folder (a driver killed between two of Tune's snapshots), and Tune then restarts the trial
-    from step 0 although its checkpoints are on disk."""
+    """Where the trial continues from: the checkpoint Tune hands it (after a failure or `resume`)
+    while it is still there, else the newest one its folder holds. Tune's own state can be older
+    than the trial's folder (a driver killed between two of Tune's snapshots): Tune then restarts
+    the trial from step 0 although its checkpoints are on disk, or hands it one the trial has
+    since pruned (`RecordStore.prune`)."""
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None or store is None:
+    if store is None or (checkpoint is not None and _still_there(checkpoint)):
         return checkpoint
     newest = store.newest_checkpoint(record)
     return None if newest is None else tune.Checkpoint(path=newest, filesystem=store.fs)
