@@ -50,8 +50,8 @@ def _trial_steps(trial: Any) -> int | None:
 
 
 def _objective_values(result: dict[str, Any], metric: str, *, pack: bool) -> list[float]:
-    """The trial's last-reported values of `metric`: its own, or each pack member's. Only a pack's
-    result is searched for member metrics: the line scans every trial's result when a trial ends."""
+    """The values of `metric` in a trial's result: its own, or each pack member's (only a pack's
+    result is searched for member metrics)."""
     values = [result.get(metric)]
     if pack:
         values += [v for k, v in result.items() if (m := _MEMBER.fullmatch(k)) and m.group(1) == metric]
@@ -71,6 +71,7 @@ class StudyProgress(tune.Callback):
         self.last_draw = 0.0
         self.ended = True  # a trial ended since the last line (the first line is drawn at once)
         self.width = 0
+        self.values: dict[str, float | None] = {}  # trial id -> the best of its last result's objective values
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:  # fmt: skip
@@ -78,6 +79,7 @@ class StudyProgress(tune.Callback):
         self.start = time.monotonic()
         self.start_fraction = None
         self.last_draw, self.ended, self.width = 0.0, True, 0
+        self.values = {}
 
     # ------------------------------------------------------------------ what the line says
     def line(self, trials: list[Any]) -> str:
@@ -115,16 +117,24 @@ class StudyProgress(tune.Callback):
         return work / total
 
     def _best(self, trials: list[Any]) -> tuple[float, str] | None:
+        """The best of the trials' last-reported objective values. Each trial's values are read from
+        its result once, when it comes (`on_trial_result`), not from every trial at each line: the
+        line is drawn at each trial's end, so a pass over every result was quadratic in the study."""
         if self.metric is None:
             return None
+        for trial in trials:  # trials not heard from in this session (a resumed study's ended ones)
+            if trial.trial_id not in self.values:
+                self._note(trial, trial.last_result or {})
         sign = 1.0 if self.mode == "max" else -1.0
-        best = None
-        for trial in trials:
-            pack = isinstance((trial.config or {}).get("members"), list)
-            for value in _objective_values(trial.last_result or {}, self.metric, pack=pack):
-                if best is None or sign * value > sign * best[0]:
-                    best = (value, trial.trial_id)
-        return best
+        found = [(value, trial_id) for trial_id, value in self.values.items() if value is not None]
+        return max(found, key=lambda item: sign * item[0]) if found else None
+
+    def _note(self, trial: Any, result: dict[str, Any]) -> None:
+        """Keep the best of `trial`'s values of the objective in `result` (its own, or its members')."""
+        pack = isinstance((trial.config or {}).get("members"), list)
+        values = _objective_values(result, self.metric, pack=pack)
+        sign = 1.0 if self.mode == "max" else -1.0
+        self.values[trial.trial_id] = max(values, key=lambda v: sign * v) if values else None
 
     # ------------------------------------------------------------------ drawing
     def _draw(self, trials: list[Any], *, force: bool = False) -> None:
@@ -145,6 +155,10 @@ class StudyProgress(tune.Callback):
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._draw(trials)
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any) -> None:
+        if self.metric is not None:
+            self._note(trial, result)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.ended = True

@@ -178,15 +178,25 @@ def test_the_progress_line_counts_states_and_names_the_best(monkeypatch: pytest.
     trials = [_trial("a", "TERMINATED", 100, gen__cat_acc=0.9), _trial("b", "ERROR"),
               _trial("c", "RUNNING", 50, gen__cat_acc=0.95),
               _trial("d", "RUNNING", 50, gen__cat_acc=float("nan"))]  # fmt: skip
+    for trial in trials:  # as Tune hands each result to its callbacks
+        progress.on_trial_result(0, trials, trial, trial.last_result)
     now[0] = 60.0  # 3 of 5 trials' work done in 60 s: 2 left take 40 s
     assert progress.line(trials) == (
         "[1:00 elapsed, ~0:40 left] 2/5 trials done (1 errored), 2 running, 1 pending; best gen/cat_acc 0.95 (c)"
     )
+    trials[2].last_result = {"step": 60, "gen/cat_acc": 0.5}  # c's value fell: the best is a's now
+    progress.on_trial_result(0, trials, trials[2], trials[2].last_result)
+    assert progress.line(trials).endswith("best gen/cat_acc 0.9 (a)")
+    resumed = StudyProgress(objective=Objective("gen/cat_acc", "max"))  # a resumed study's ended trials
+    resumed.setup(total_num_samples=5)  # report nothing in this session: their last results count
+    assert resumed.line(trials).endswith("best gen/cat_acc 0.9 (a)")
     low = StudyProgress(objective=Objective("loss/g", "min"))
     low.setup(total_num_samples=2)
     pack = SimpleNamespace(trial_id="p", status="RUNNING", config={"members": [{"steps": 10}]},
                            last_result={"step": 5, "m00/loss/g": 0.7, "m01/loss/g": 0.4})  # fmt: skip
-    assert low.line([pack, _trial("q", "TERMINATED", 100, loss__g=0.5)]).endswith("best loss/g 0.4 (p)")
+    trials = [pack, _trial("q", "TERMINATED", 100, loss__g=0.5)]
+    low.on_trial_result(0, trials, pack, pack.last_result)
+    assert low.line(trials).endswith("best loss/g 0.4 (p)")
 
 
 def test_durations_read_as_clock_times() -> None:
