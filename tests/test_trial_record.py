@@ -141,7 +141,8 @@ def _scored(mode: str, values: list[float], members: int = 0) -> Record:
     ("min", [0.1, 0.9, 0.5, 0.7, 0.2], {0, 4}),  # the newest is one of the best two
     ("max", [math.nan, 0.3, math.nan, 0.3, 0.1], {1, 3, 4}),  # NaN ranks below every number
     ("max", [0.5, 0.5, 0.5, 0.5, math.nan], {2, 3, 4}),  # ties go to the later checkpoint
-    ("max", [0.2, 0.1, 0.3], {0, 1, 2}),  # no more than the newest and the best two: nothing to delete
+    ("max", [0.2, 0.1, 0.3], {0, 2}),  # the newest is among the best two: two kept, as Tune keeps them
+    ("max", [0.2, 0.3], {0, 1}),
 ])  # fmt: skip
 def test_pruning_keeps_the_newest_and_the_best_by_the_trials_score(mode, values, kept) -> None:
     doomed = checkpoints_to_delete(_scored(mode, values))

@@ -272,8 +272,6 @@ def checkpoints_to_delete(record: Record, keep: int = CHECKPOINTS_KEPT) -> list[
             value = entry.metrics.get(metric, math.nan)
             values.setdefault(entry.name, []).extend([] if math.isnan(value) else [value])
             steps[entry.name] = max(steps.get(entry.name, -1), entry.step)
-    if len(values) <= keep + 1:
-        return []
     sign = 1.0 if mode == "max" else -1.0
 
     def rank(name: str) -> tuple[bool, float, int, str]:
