@@ -1,10 +1,11 @@
-"""`infogan-study analyze`: a Tune experiment folder in, trials/curves/selection.parquet out.
+"""`infogan-study analyze`: a Tune experiment folder in, trials/curves/selection/traversals.parquet out.
 
 Pipeline: read the folder (`analysis.tune_folder`), train each dataset's classifiers once
 (cached in the storage folder's .cache/, <experiment>/../.cache), score every trial's final or best
 checkpoint (`analysis.scoring`; one call per trial through a `Mapper`: in-process, local processes or
 Ray tasks), summarise the MI curves and raise failure flags from the reports, run the label-free selection pools
-(`analysis.selection`), then write the three tables (`analysis.schema`). Every trial gets a row,
+(`analysis.selection`), then write the three tables (`analysis.schema`) and the traversal grids of the
+trials the report will show. Every trial gets a row,
 also one that errored, diverged or has no checkpoint, with its status and reason. Every random
 draw is seeded from the trial id (or pool), so a re-run writes the same values (`scoring_s`, a
 measured time, aside).
@@ -12,6 +13,7 @@ measured time, aside).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -79,6 +81,12 @@ class AnalysisFiles:
     num_trials: int
     num_scored: int
     lost_checkpoints: tuple[str, ...] = ()  # trials whose saved checkpoints are no longer on disk
+    traversals: Path | None = None  # the report's traversal grids (traversals.parquet)
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written."""
+        return [self.trials, self.curves, self.selection, *([self.traversals] if self.traversals else [])]
 
 
 def check_scorable(experiment: Experiment) -> tuple[str, ...]:
@@ -117,7 +125,7 @@ def analyze_experiment(
     cache: str | Path | None = None,
 ) -> AnalysisFiles:
     """Score every trial of a Tune experiment (its folder, or as `read_experiment` read it) and
-    write trials/curves/selection.parquet to `out` (default: the experiment folder), all three only
+    write trials/curves/selection/traversals.parquet to `out` (default: the experiment folder), all only
     once everything is computed. Bad input (an unwritable `out`, no checkpoint left to score) is
     refused before anything is written. `selection=False` skips the label-free selection pools
     (ModelCentrality and the agreement between seeds); the per-model signals are always computed.
@@ -175,7 +183,8 @@ def analyze_experiment(
     how = {"labels": labels, "pick_signal": PICK_SIGNAL, "checkpoint": checkpoint, "population_signals": selection}
     paths = _write_together(tables, out_dir, analysis=how)
     num_scored = sum(1 for s in scored.values() if not s.error)
-    return AnalysisFiles(paths["trials"], paths["curves"], paths["selection"], len(rows), num_scored, lost)
+    return AnalysisFiles(paths["trials"], paths["curves"], paths["selection"], len(rows), num_scored, lost,
+                         paths["traversals"])  # fmt: skip
 
 
 def _writable_dir(path: Path, *, fallback: Path | None = None) -> Path:
@@ -283,15 +292,23 @@ def _curves_table(curves: dict[str, dict[str, Curve]]) -> pa.Table:
 
 
 def _write_together(tables: dict[str, pa.Table], out_dir: Path, *, analysis: dict) -> dict[str, Path]:
-    """Write every table to a scratch folder, then move them into `out_dir` one after the other;
-    `analysis` (how analyze ran) goes into trials.parquet's metadata."""
+    """Write every table to a scratch folder, then the traversal grids of the trials the report
+    will show (read from those tables as the report reads them: `traversal_table`), then move them
+    all into `out_dir` one after the other; `analysis` (how analyze ran) goes into trials.parquet's
+    metadata."""
+    from analysis.report._data import load_tables
+    from analysis.report._images import traversal_table
+
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".analyze-", dir=out_dir))
     try:
         for name, table in tables.items():
             write_table(table, name, scratch / f"{name}.parquet", analysis=analysis if name == "trials" else None)
-        for name in tables:
+        shown = dataclasses.replace(load_tables(scratch), folder=out_dir)  # (checkpoint paths start at out_dir)
+        write_table(traversal_table(shown), "traversals", scratch / "traversals.parquet")
+        names = [*tables, "traversals"]
+        for name in names:
             os.replace(scratch / f"{name}.parquet", out_dir / f"{name}.parquet")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {name: out_dir / f"{name}.parquet" for name in tables}
+    return {name: out_dir / f"{name}.parquet" for name in names}

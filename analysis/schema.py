@@ -6,6 +6,8 @@ trials.parquet    one row per trial: identity, every InfoGANConfig field as a ty
                   exactly like the field), status, scores, failure flags, checkpoint location.
 curves.parquet    long format: (trial_id, step, metric, value) for every reported series.
 selection.parquet ModelCentrality (InfoGAN-CR) pairwise scores, long format per pool of models.
+traversals.parquet the latent traversal grids (PNG) of the trials the report shows, drawn by
+                  `analyze` from their checkpoints, so the report reads nothing but parquet.
 """
 
 from __future__ import annotations
@@ -130,7 +132,19 @@ SELECTION_SCHEMA = pa.schema(
     ]
 )
 
-SCHEMAS = {"trials": TRIALS_SCHEMA, "curves": CURVES_SCHEMA, "selection": SELECTION_SCHEMA}
+TRAVERSALS_SCHEMA = pa.schema(
+    [
+        pa.field("trial_id", pa.string(), nullable=False),
+        pa.field("code", pa.string()),  # 'cat0', 'cont1', ... or 'samples' for a model without codes ('' with a note)
+        pa.field("png", pa.binary()),  # the grid: rows of fixed noise, columns the code's values (null with a note)
+        pa.field("width", pa.int64()),  # the PNG's width in pixels
+        pa.field("note", pa.string()),  # why the trial has no grid ('' when drawn)
+    ]
+)
+
+SCHEMAS = {
+    "trials": TRIALS_SCHEMA, "curves": CURVES_SCHEMA, "selection": SELECTION_SCHEMA, "traversals": TRAVERSALS_SCHEMA,
+}  # fmt: skip
 
 
 def _tag(name: str) -> bytes:

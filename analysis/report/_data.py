@@ -55,6 +55,7 @@ class ReportTables:
     labels: bool = True  # False: analyzed with --label-free-only (ranked by the label-free score)
     pick_signal: str = ""  # the selection/* column the label-free pick maximises ('' if not recorded)
     success_threshold: float = SUCCESS_THRESHOLD
+    traversals: pd.DataFrame | None = None  # trial_id, code, png, width, note; None: not drawn by this analysis
 
 
 def check_experiment(experiment: str | Path) -> Path:
@@ -68,7 +69,8 @@ def check_experiment(experiment: str | Path) -> Path:
 
 
 def load_tables(experiment: str | Path, *, success_threshold: float = SUCCESS_THRESHOLD) -> ReportTables:
-    """Read trials, curves and (if present) selection; refuse other schema versions or no trials."""
+    """Read trials, curves and (if present) selection and traversals; refuse other schema versions or
+    no trials."""
     folder = check_experiment(experiment)
     table = read_table("trials", folder / "trials.parquet")
     how = read_analysis(table)
@@ -80,6 +82,9 @@ def load_tables(experiment: str | Path, *, success_threshold: float = SUCCESS_TH
         selection = read_table("selection", folder / "selection.parquet").to_pandas()
     else:
         selection = pd.DataFrame({name: [] for name in SCHEMAS["selection"].names})
+    traversals = None
+    if (folder / "traversals.parquet").is_file():
+        traversals = read_table("traversals", folder / "traversals.parquet").to_pandas()
     for col in FLAG_COLUMNS:
         trials[col] = trials[col].fillna(False).astype(bool)
     for col in ("reason", "failure_reason", "checkpoint", "group_label", "status"):
@@ -93,7 +98,8 @@ def load_tables(experiment: str | Path, *, success_threshold: float = SUCCESS_TH
     names = trials["experiment"].dropna().unique()
     name = str(names[0]) if len(names) == 1 else folder.resolve().name
     return ReportTables(name, folder, trials.reset_index(drop=True), curves, selection, common,
-                        bool(how.get("labels", True)), str(how.get("pick_signal", "")), success_threshold)  # fmt: skip
+                        bool(how.get("labels", True)), str(how.get("pick_signal", "")), success_threshold,
+                        traversals)  # fmt: skip
 
 
 def shorten_labels(labels: pd.Series) -> tuple[pd.Series, str]:

@@ -2,11 +2,12 @@
 trials), the label-free pick and one failed or flagged trial actually generate, as in the InfoGAN
 paper's figures.
 
-The one place the report reads something other than parquet: each chosen trial's `checkpoint`
-is rebuilt with `trainables.checkpoint.load_model` and drawn with
-`trainables.visualize.traversal_images` (rows: fixed noise, columns: one code swept). The PNGs
-are embedded as base64 data URIs so the HTML stays one self-contained file. A missing or
-unreadable checkpoint becomes a note in place of the image.
+`analyze` draws them (`traversal_table`: each chosen trial's checkpoint rebuilt with
+`trainables.checkpoint.load_model` and drawn with `trainables.visualize.traversal_images`; rows:
+fixed noise, columns: one code swept) into traversals.parquet, with torch already loaded for the
+scoring; the report reads them from there (`get_traversal_info`), so it reads only parquet and
+imports no torch. The PNGs are embedded as base64 data URIs so the HTML stays one self-contained
+file. A missing or unreadable checkpoint becomes a note in place of the image.
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
+import pyarrow as pa
 
 from analysis.report._data import FAILED_STATUSES, ReportTables, group_order, ranking_score, resolve_checkpoint
 from analysis.report._sections import best_trial_of, pick_trial
+from analysis.schema import SCHEMAS
 from trainables.errors import BadInputError
 
 if TYPE_CHECKING:
     import torch
 
+TOP = 3  # configurations shown (their best trial each)
+ROWS = 6  # rows of fixed noise per grid
+MAX_CODES = 3  # grids per trial: its first codes
 DISPLAY_WIDTH = 420  # px: three grids side by side; smaller grids are scaled up (pixelated), never down
 
 
@@ -72,17 +78,18 @@ def _chosen(tables: ReportTables, *, top: int) -> list[tuple[str, pd.Series]]:
     return chosen
 
 
-def _png_uri(images: torch.Tensor, *, nrow: int) -> Grid:
-    """Images (N, C, H, W) in [0, 1] -> one PNG grid with `nrow` images per row."""
+def _png(images: torch.Tensor, *, nrow: int) -> tuple[bytes, int]:
+    """Images (N, C, H, W) in [0, 1] -> one PNG grid with `nrow` images per row, and its width."""
     from torchvision.utils import make_grid, save_image  # here: torchvision's import costs seconds
 
     grid = make_grid(images, nrow=nrow, padding=1, pad_value=0.5)  # (C, H', W')
     buf = io.BytesIO()
     save_image(grid, buf, format="png")
-    return Grid("", "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), int(grid.shape[-1]))
+    return buf.getvalue(), int(grid.shape[-1])
 
 
-def _render(path: Path, *, rows: int, max_codes: int) -> list[Grid]:
+def _render(path: Path, *, rows: int, max_codes: int) -> list[tuple[str, bytes, int]]:
+    """(code, PNG, width) per grid of the model saved at `path`."""
     import torch
 
     from trainables.checkpoint import load_model
@@ -97,22 +104,20 @@ def _render(path: Path, *, rows: int, max_codes: int) -> list[Grid]:
         grids = []
         for code in code_names(model)[:max_codes]:
             images = traversal_images(model, code, rows=rows)  # (rows * n_values, C, H, W)
-            grids.append(_png_uri(images, nrow=len(images) // rows)._replace(code=code))
+            grids.append((code, *_png(images, nrow=len(images) // rows)))
         if not grids:
-            grids.append(_png_uri(sample_images(model, n=rows * 8), nrow=8)._replace(code="samples"))
+            grids.append(("samples", *_png(sample_images(model, n=rows * 8), nrow=8)))
         return grids
     finally:
         torch.set_num_threads(threads)
 
 
-def get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = 3, rows: int = 6,
-                        max_codes: int = 3) -> TraversalInfo:  # fmt: skip
-    if not render:
-        return TraversalInfo([], "Not rendered (--no-images).")
-    entries = []
-    for role, row in _chosen(tables, top=top):
-        recorded = str(row["checkpoint"])
-        path = resolve_checkpoint(tables, recorded)
+def traversal_table(tables: ReportTables, *, top: int = TOP, rows: int = ROWS, max_codes: int = MAX_CODES) -> pa.Table:
+    """The grids of the trials the report shows (`_chosen`), drawn from their checkpoints: the
+    TRAVERSALS_SCHEMA table `analyze` writes (a trial without a grid has one row with its note)."""
+    out = []
+    for _, row in _chosen(tables, top=top):
+        trial_id, path = str(row["trial_id"]), resolve_checkpoint(tables, str(row["checkpoint"]))
         grids, note = [], ""
         if path is None:
             note = "No checkpoint was recorded for this trial."
@@ -123,9 +128,36 @@ def get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = 
                 grids = _render(path, rows=rows, max_codes=max_codes)
             except (BadInputError, RuntimeError) as err:  # unreadable or mismatched weights
                 note = f"Cannot render {path}: {err}"
+        out += [{"trial_id": trial_id, "code": c, "png": png, "width": w, "note": ""} for c, png, w in grids]
+        if note:
+            out.append({"trial_id": trial_id, "code": "", "png": None, "width": 0, "note": note})
+    return pa.Table.from_pylist(out, schema=SCHEMAS["traversals"])
+
+
+def _uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def get_traversal_info(tables: ReportTables, *, render: bool = True, top: int = TOP) -> TraversalInfo:
+    """The chosen trials with the grids `analyze` drew for them (`tables.traversals`)."""
+    if not render:
+        return TraversalInfo([], "Not rendered (--no-images).")
+    drawn = tables.traversals
+    entries = []
+    for role, row in _chosen(tables, top=top):
+        trial_id = str(row["trial_id"])
+        mine = drawn[drawn["trial_id"] == trial_id] if drawn is not None else pd.DataFrame()
+        grids = [Grid(str(g.code), _uri(g.png), int(g.width)) for g in mine.itertuples() if not g.note]
+        notes = [str(n) for n in mine["note"] if n] if not mine.empty else []
+        if drawn is None:
+            note = "No traversals in this analysis: run `infogan-study analyze` again to draw them."
+        elif mine.empty:
+            note = "No traversal was drawn for this trial: run `infogan-study analyze` again."
+        else:
+            note = notes[0] if notes else ""
         detail = str(row["failure_reason"] or row["reason"]) if row["failed"] or row["flagged"] else ""
         entries.append(
-            TraversalEntry(role, str(row["trial_id"]), str(row["group_label"]), recorded, detail, grids, note)
+            TraversalEntry(role, trial_id, str(row["group_label"]), str(row["checkpoint"]), detail, grids, note)
         )
     return TraversalInfo(entries, "" if entries else "No trial to show.")
 

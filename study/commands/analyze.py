@@ -1,6 +1,6 @@
 """`infogan-study analyze EXPERIMENT`: score every trial of a Tune experiment into parquet.
 
-Writes trials.parquet, curves.parquet and selection.parquet (`analysis.schema`) into the
+Writes trials.parquet, curves.parquet, selection.parquet and traversals.parquet (`analysis.schema`) into the
 experiment folder or --out. An experiment at a URI (`--storage-path s3://...`) is scored in a
 temporary local copy (`analysis.storage`) and the tables are uploaded into it (or to --out, a
 folder or a URI), with the classifiers cached in ~/.cache/infogan-study as the study's driver
@@ -27,7 +27,7 @@ from typing import Any
 from trainables.errors import BadInputError
 
 NAME = "analyze"
-HELP = "score every trial of a Tune experiment: trials.parquet, curves.parquet, selection.parquet"
+HELP = "score every trial of a Tune experiment into parquet (trials, curves, selection, traversals)"
 EPILOG = (
     "exit status: 0 scored (a study tracked with --tracking mlflow also gets the scores in its MLflow runs); "
     "2 bad input or nothing to score (one line on stderr, nothing written); 130 interrupted"
@@ -111,10 +111,10 @@ def _analyze(args: argparse.Namespace, experiment_path: Any, *, out: str | None,
         )  # fmt: skip
     where = str(files.trials.parent)
     if upload_to is not None:
-        upload([files.trials, files.curves, files.selection], upload_to)
+        upload(files.paths, upload_to)
         where = upload_to
     print(f"analyzed {files.num_trials} trials ({files.num_scored} scored) in {time.perf_counter() - start:.1f} s "
-          f"-> {where}: {files.trials.name}, {files.curves.name}, {files.selection.name}")  # fmt: skip
+          f"-> {where}: {', '.join(p.name for p in files.paths)}")  # fmt: skip
     _log_to_mlflow(experiment_path, files.trials)
     if files.lost_checkpoints:
         print(f"infogan-study: warning: {len(files.lost_checkpoints)} trial(s) saved checkpoints that are no longer "

@@ -3,9 +3,8 @@ rates, every seed, hyperparameters, importance, MI curves, Pareto front, travers
 flags, label-free pick) from the parquet
 tables of `infogan-study analyze`. Prints the path of the page.
 
-An experiment at a URI (s3://...) is read from a temporary local copy of its tables and of the
-checkpoints the traversal grids draw (`analysis.storage`); the page is written on this machine,
-to -o or ./NAME-report.html."""
+An experiment at a URI (s3://...) is read from a temporary local copy of its tables
+(`analysis.storage`); the page is written on this machine, to -o or ./NAME-report.html."""
 
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", metavar="FILE",
                    help="output HTML file (default EXPERIMENT/report.html; ./NAME-report.html for a URI)")  # fmt: skip
     p.add_argument("--no-images", dest="images", action="store_false",
-                   help="skip the latent traversal grids (the only part that loads checkpoints)")  # fmt: skip
+                   help="leave out the latent traversal grids (drawn by analyze)")  # fmt: skip
     p.add_argument("--success-threshold", type=float, default=0.9, metavar="ACC",
                    help="a seed succeeds when its generator-side accuracy gen/cat_acc reaches ACC: the ranking's "
                         "success rates and the verdict use it (default 0.9)")  # fmt: skip
@@ -41,24 +40,17 @@ def run(args: argparse.Namespace) -> int:
         print(write_report(args.experiment, args.out, images=args.images, success_threshold=args.success_threshold))
         return 0
     out = Path(args.out) if args.out else Path.cwd() / f"{posixpath.basename(args.experiment.rstrip('/'))}-report.html"
-    with _local_tables(args.experiment, images=args.images) as folder:
+    with _local_tables(args.experiment) as folder:
         print(write_report(folder, out, images=args.images, success_threshold=args.success_threshold))
     return 0
 
 
 @contextlib.contextmanager
-def _local_tables(uri: str, *, images: bool) -> Iterator[Path]:
-    """A local copy of the experiment's top-level parquet tables, and with `images`, of the
-    checkpoint folders trials.parquet names (relative to the experiment, as `analyze` records them)."""
-    import pyarrow.parquet as pq
-
-    from analysis import download, local_copy
+def _local_tables(uri: str) -> Iterator[Path]:
+    """A local copy of the experiment's top-level parquet tables (the traversal grids among them:
+    `analyze` draws them, so no checkpoint is fetched)."""
+    from analysis import local_copy
 
     tables = lambda rel: "/" not in rel and rel.endswith(".parquet")  # noqa: E731
     with local_copy(uri, wanted=tables, missing=f"run `infogan-study analyze {uri}` first") as folder:
-        if images and (folder / "trials.parquet").is_file():
-            names = pq.read_table(folder / "trials.parquet", columns=["checkpoint"]).column(0).to_pylist()
-            wanted = tuple({n.rstrip("/") + "/" for n in names if n and not Path(n).is_absolute()})
-            if wanted:
-                download(uri, folder, wanted=lambda rel: rel.startswith(wanted))
         yield folder

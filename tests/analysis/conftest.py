@@ -140,3 +140,14 @@ def experiment_with_checkpoints(tmp_path: Path) -> Path:
                      "model": model.state_dict(), "metrics": {}}  # fmt: skip
             write_checkpoint(state, row["checkpoint"])
     return folder
+
+
+@pytest.fixture
+def drawn_experiment(experiment_with_checkpoints: Path) -> Path:
+    """That experiment with the traversal grids `analyze` draws (traversals.parquet)."""
+    from analysis.report._data import load_tables
+    from analysis.report._images import traversal_table
+
+    table = traversal_table(load_tables(experiment_with_checkpoints))
+    write_table(table, "traversals", experiment_with_checkpoints / "traversals.parquet")
+    return experiment_with_checkpoints

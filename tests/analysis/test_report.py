@@ -26,7 +26,7 @@ from analysis.report._figures import (
     get_pareto_info,
     pareto_front,
 )
-from analysis.report._images import get_traversal_info
+from analysis.report._images import get_traversal_info, traversal_table
 from analysis.report._population import get_population_info, seeds_to_settle
 from analysis.report._sections import (
     fmt,
@@ -195,8 +195,13 @@ def test_centrality_matrix_without_selection_table(tables):
     assert info.pool == "" and info.trial_ids == [] and info.scores.shape == (0, 0)
 
 
+def _drawn(tables, **kwargs):
+    """`tables` with the traversal grids analyze draws for them."""
+    return dataclasses.replace(tables, traversals=traversal_table(tables, **kwargs).to_pandas())
+
+
 def test_traversals_of_the_top_groups_and_a_failed_trial(experiment_with_checkpoints):
-    info = get_traversal_info(load_tables(experiment_with_checkpoints), rows=4)
+    info = get_traversal_info(_drawn(load_tables(experiment_with_checkpoints), rows=4))
     roles = [(e.role, e.trial_id) for e in info.entries]
     assert roles == [("#1 configuration", "noise_s1"), ("#2 configuration", "default_s1"),
                      ("#3 configuration", "lam05_s1"), ("flagged", "sgd_s0")]  # fmt: skip
@@ -212,14 +217,29 @@ def test_traversals_of_the_top_groups_and_a_failed_trial(experiment_with_checkpo
 
 def test_the_failed_trial_shown_is_not_one_of_the_best(tables):
     trials = tables.trials[tables.trials["trial_id"].isin(["lam0_s1", "lam0_s2"])]  # both flagged mi_stuck
-    info = get_traversal_info(dataclasses.replace(tables, trials=trials))
+    info = get_traversal_info(_drawn(dataclasses.replace(tables, trials=trials)))
     assert [(e.role, e.trial_id) for e in info.entries] == [("#1 configuration", "lam0_s1"), ("flagged", "lam0_s2")]
     assert info.entries[1].detail.startswith("mi_stuck") and info.entries[1].note.startswith("Checkpoint missing")
 
 
-def test_no_images_skips_the_checkpoints(experiment_with_checkpoints):
-    info = get_traversal_info(load_tables(experiment_with_checkpoints), render=False)
+def test_no_images_leaves_the_grids_out(drawn_experiment):
+    info = get_traversal_info(load_tables(drawn_experiment), render=False)
     assert info.entries == [] and "--no-images" in info.note
+
+
+def test_the_report_shows_the_grids_analyze_drew_and_says_when_there_are_none(drawn_experiment):
+    tables = load_tables(drawn_experiment)  # traversals.parquet read back
+    entries = get_traversal_info(tables).entries
+    assert [len(e.grids) for e in entries] == [3, 3, 0, 3] and entries[2].note.startswith("Checkpoint missing")
+    png = base64.b64decode(entries[0].grids[0].uri.removeprefix("data:image/png;base64,"))
+    assert Image.open(io.BytesIO(png)).size == (10 * 29 + 1, 6 * 29 + 1)  # the default 6 rows
+    before = dataclasses.replace(tables, traversals=None)  # an analysis from before traversals.parquet
+    assert all(
+        e.grids == [] and "run `infogan-study analyze` again" in e.note for e in get_traversal_info(before).entries
+    )
+    others = tables.traversals[tables.traversals["trial_id"] != entries[0].trial_id]  # one trial not drawn
+    missing = get_traversal_info(dataclasses.replace(tables, traversals=others)).entries[0]
+    assert missing.grids == [] and missing.note.startswith("No traversal was drawn for this trial")
 
 
 def test_page_embeds_plotly_once_and_fetches_nothing(tables):
@@ -236,7 +256,7 @@ def test_a_lone_diverged_trial_still_gives_a_page_of_notes(tables):
     empty = dataclasses.replace(
         tables, trials=trials, curves=tables.curves.iloc[:0], selection=tables.selection.iloc[:0]
     )
-    html = build_report(empty, images=True)
+    html = build_report(_drawn(empty), images=True)
     assert re.search(rf'<meta name="{FIGURE_COUNT_META}" content="0">', html)
     assert "No hyperparameter varies" in html and "Not computed: 0 completed trials" in html
     assert "No checkpoint was recorded for this trial." in html  # the failed trial, shown without an image

@@ -54,9 +54,9 @@ def _chromium() -> str:
     pytest.fail("Chromium not found: install it (Debian: `apt-get install -y chromium`); CI has it, so no skip")
 
 
-def test_report_renders_in_headless_chromium(experiment_with_checkpoints, tmp_path):
+def test_report_renders_in_headless_chromium(drawn_experiment, tmp_path):
     browser = _chromium()
-    report = write_report(experiment_with_checkpoints, tmp_path / "report.html")
+    report = write_report(drawn_experiment, tmp_path / "report.html")
     html = report.read_text(encoding="utf-8")
     expected = int(re.search(rf'<meta name="{FIGURE_COUNT_META}" content="(\d+)">', html).group(1))
     probed = tmp_path / "probed.html"

@@ -104,18 +104,19 @@ def test_an_unwritable_output_is_one_line_and_writes_nothing(experiment, tmp_pat
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_report_without_images_imports_neither_torch_nor_ray(experiment, tmp_path):
-    """The report reads parquet: only the traversal grids load checkpoints (and so torch); a fresh
-    process pays for no more imports than that."""
+def test_the_report_imports_neither_torch_nor_ray(drawn_experiment, tmp_path):
+    """The report reads parquet only, the traversal grids too (analyze drew them): a fresh process
+    imports neither torch nor Ray, and the page still holds the grids."""
     import subprocess
     import sys
     from pathlib import Path
 
     code = (
         "import sys; from study.cli import main\n"
-        f"rc = main(['report', {str(experiment)!r}, '-o', {str(tmp_path / 'r.html')!r}, '--no-images'])\n"
+        f"rc = main(['report', {str(drawn_experiment)!r}, '-o', {str(tmp_path / 'r.html')!r}])\n"
         "print(rc, [m for m in ('torch', 'ray', 'torchvision') if m in sys.modules])"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
                           text=True, check=False)  # fmt: skip
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr[-2000:]
+    assert (tmp_path / "r.html").read_text().count('<img src="data:image/png;base64,') == 9  # 3 grids x 3 trials

@@ -118,11 +118,11 @@ def test_sweep_interrupt_resume_status_analyze_report_on_s3(s3_env: dict[str, st
     assert analyzed.returncode == 0, analyzed.stderr[-3000:]
     assert "analyzed 2 trials (2 scored)" in analyzed.stdout and f"-> {experiment}:" in analyzed.stdout
     tables = _bucket(s3_env).get_file_info(
-        [f"{BUCKET}/results/{NAME}/{t}.parquet" for t in ("trials", "curves", "selection")]
+        [f"{BUCKET}/results/{NAME}/{t}.parquet" for t in ("trials", "curves", "selection", "traversals")]
     )
     assert all(t.type == pyarrow.fs.FileType.File for t in tables)
 
-    # The report: the default goes to ./NAME-report.html; traversals come from the bucket's checkpoints.
+    # The report: the default goes to ./NAME-report.html; the traversals analyze drew come with the tables.
     reported = _cli(s3_env, "report", experiment, cwd=tmp_path)
     assert reported.returncode == 0, reported.stderr[-3000:]
     page = tmp_path / f"{NAME}-report.html"
