@@ -9,7 +9,9 @@ names, on a local Ray with one slot per CPU) and prints the driver's RSS (psutil
 The trials are a trivial function trainable, not the InfoGAN one: each reports `--reports` times
 with a small checkpoint (a 4 KiB file and its description, as the real trainable writes beside
 its weights) and sleeps `--sleep` seconds between reports, so a trial lasts well under a second
-and what is measured is Tune's bookkeeping, not training or torch start-up.
+and what is measured is Tune's bookkeeping, not training or torch start-up. Tune is told to keep
+every checkpoint (`num_to_keep=None`, the launcher's); the real trainable then prunes its own in
+its worker (`RecordStore.prune`), which this trial leaves out: it costs the driver nothing.
 
     overhead per trial = (wall x slots - sum of the trials' own run time) / trials
 
