@@ -64,15 +64,16 @@ from study.status import StudyView, format_table, load_study
 from study.tracking import mlflow_callbacks, tracking_uri
 from trainables.config import InfoGANConfig
 from trainables.errors import BadInputError, one_line
-from trainables.trial_record import trial_dirname
+from trainables.trial_record import CHECKPOINTS_KEPT, trial_dirname
 from trainables.tune import with_trial_resources
 
 # Checkpoints kept per trial: the newest and the best CHECKPOINTS_KEPT by the study's first
 # objective. The trial deletes the others itself (`RecordStore.prune`, by Tune's ranking); Tune is
 # told to keep them all (`num_to_keep=None`): a Tune that deletes checkpoints forces an experiment
 # snapshot whenever a trial has saved `num_to_keep` since the last one, and each snapshot copies
-# every trial's files so far, so the driver's cost per trial grew with the study (docs/design.md,
-# "Who deletes checkpoints").
+# every trial's files so far, so the driver's cost per trial grew with the study (docs/design.md).
+# A study launched before this (its spec's `pruned_by` is "tune") is resumed as it was launched:
+# Tune restores its own num_to_keep, and its trials do not prune (both deleting would race).
 # Tune's documented switches a new study's driver runs with (`driver_settings`), unless the user
 # set them. Tune's automatic loggers off: `build_tuner` passes the two the project uses (JSON:
 # result.json and params.json, which analyze and status read; TensorBoard: the event files the
@@ -189,6 +190,7 @@ def trainable_of(spec: StudySpec, probe: Any = None) -> Any:
     return with_trial_resources(
         cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial,
         experiment_path=spec.experiment_path, checkpoint_score=checkpoint_score(spec), probe=probe,
+        prune=spec.pruned_by == "trial",
     )  # fmt: skip
 
 
@@ -239,7 +241,7 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
         storage_path=spec.storage_path,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=None,  # the trials prune their own (CHECKPOINTS_KEPT, see above)
+            num_to_keep=None if spec.pruned_by == "trial" else CHECKPOINTS_KEPT,  # (see CHECKPOINTS_KEPT's comment)
             checkpoint_score_attribute=checkpoint_score(spec)[0],
             checkpoint_score_order=checkpoint_score(spec)[1],
         ),

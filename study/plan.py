@@ -100,6 +100,8 @@ class StudySpec:
     tracking_uri: str | None = None  # None: the SQLite store mlflow.db in the experiment folder
     launched_as: str = ""  # the name the study was launched under, when its folder has been renamed since
     # (its Optuna study and MLflow experiment keep that name); '' = `name`
+    pruned_by: str = "trial"  # who deletes a trial's checkpoints beyond those kept: "trial" (the trials
+    # themselves; Tune keeps all it is told of) or "tune" (Tune's num_to_keep: studies launched before)
 
     @property
     def experiment_path(self) -> str:
@@ -124,6 +126,7 @@ class StudySpec:
         data = json.loads(text)
         data["objectives"] = tuple(Objective(**o) for o in data["objectives"])
         data["datasets"] = tuple(data.get("datasets", ()))
+        data.setdefault("pruned_by", "tune")  # a study launched before the trials pruned their own
         return cls(**data)
 
 

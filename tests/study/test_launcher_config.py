@@ -4,6 +4,7 @@ best by the study's first objective), where the trials' records go, the saved st
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from study.launcher import (
 )
 from study.plan import Objective, StudySpec, read_spec, write_spec
 from trainables.errors import BadInputError
+from trainables.trial_record import CHECKPOINTS_KEPT
 from trainables.tune import infogan_trainable, with_trial_resources
 
 
@@ -86,6 +88,19 @@ def test_tune_ranks_the_checkpoints_by_the_first_objective_and_deletes_none(tmp_
     keep = tuner._local_tuner.get_run_config().checkpoint_config
     assert keep.num_to_keep is None  # the trials prune their own: Tune then forces no snapshot
     assert (keep.checkpoint_score_attribute, keep.checkpoint_score_order) == score
+
+
+def test_a_study_launched_before_the_trials_pruned_keeps_tunes_pruning(tmp_path: Path) -> None:
+    """A spec written before `pruned_by` existed reads back as Tune's pruning, so a resumed older
+    study is not pruned twice (Tune's `num_to_keep` restored, the trials leaving theirs alone)."""
+    spec = _spec(tmp_path)
+    assert spec.pruned_by == "trial" and StudySpec.from_json(spec.to_json()).pruned_by == "trial"
+    written = json.loads(spec.to_json())
+    del written["pruned_by"]
+    older = StudySpec.from_json(json.dumps(written))
+    assert older.pruned_by == "tune"
+    keep = build_tuner(older, {"dataset": "basicprop-line"})._local_tuner.get_run_config().checkpoint_config
+    assert keep.num_to_keep == CHECKPOINTS_KEPT
 
 
 def test_a_new_study_logs_json_and_tensorboard_not_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

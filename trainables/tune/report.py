@@ -54,8 +54,9 @@ class TrialReporter:
     `pack` (`trainables.packed.PackReportFn`) for a pack's members. `stopped` turns True when Tune
     stops the trial inside a report (the report then returns STOPPED_BY_TUNE, the loop's reason)."""
 
-    def __init__(self, configs: list[InfoGANConfig], record: Record, store: RecordStore | None) -> None:
-        self.configs, self.record, self.store = configs, record, store
+    def __init__(self, configs: list[InfoGANConfig], record: Record, store: RecordStore | None, *,
+                 prune: bool = True) -> None:  # fmt: skip
+        self.configs, self.record, self.store, self.prune = configs, record, store, prune
         self.stopped = False
 
     def write(self) -> None:
@@ -97,7 +98,7 @@ class TrialReporter:
                 return self._tune_report(row, tune.Checkpoint.from_directory(tmp))  # copied to storage here
             finally:
                 self.write()  # with the new checkpoint
-                if self.store is not None and self.store.prune(self.record):
+                if self.prune and self.store is not None and self.store.prune(self.record):
                     self.write()  # without the ones pruned
 
     def _tune_report(self, row: dict[str, Any], checkpoint: tune.Checkpoint | None) -> str | None:

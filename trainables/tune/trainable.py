@@ -103,14 +103,17 @@ def infogan_trainable(
     experiment_path: str | None = None,
     checkpoint_score: tuple[str, str] = DEFAULT_SCORE,
     probe: ProbeFactory | None = None,
+    prune: bool = True,
 ) -> None:
     """Tune function trainable: one InfoGAN run (or a pack of runs), resumable from the trial's
     last checkpoint; with `experiment_path` (the launcher's), it keeps the trial's record there,
-    its checkpoints ranked by `checkpoint_score` (metric, mode). `probe(data)`: the evaluation
-    reported beside the losses (the analysis's generator-side probe, gen/cat_acc)."""
+    its checkpoints ranked by `checkpoint_score` (metric, mode), and with `prune` deletes those
+    beyond its newest and best CHECKPOINTS_KEPT (Tune then keeps all it is told of).
+    `probe(data)`: the evaluation reported beside the losses (the analysis's generator-side probe,
+    gen/cat_acc)."""
     pack = PACK_KEY in trial_config
     record, store = open_record(experiment_path, trial_config, checkpoint_score)
-    reporter = TrialReporter([], record, store)
+    reporter = TrialReporter([], record, store, prune=prune)
     reporter.write()
     try:
         reporter.configs = [build_config(c) for c in trial_config[PACK_KEY]] if pack else [build_config(trial_config)]
@@ -149,16 +152,18 @@ def with_trial_resources(
     experiment_path: str | None = None,
     checkpoint_score: tuple[str, str] = DEFAULT_SCORE,
     probe: Any = None,
+    prune: bool = True,
 ) -> Callable[[dict[str, Any]], None]:
     """The trainable with its per-trial resource request (fractional GPUs pack trials on a GPU),
-    where its records go, the (metric, mode) its checkpoints are ranked by, and its probe (handed
-    to every trial through Ray's object store by `tune.with_parameters`). `tune.with_resources`
-    sets an attribute on the function it is given, so it gets a fresh wrapper (same name, so trial
-    names and `Tuner.restore` see `infogan_trainable`)."""
+    where its records go, the (metric, mode) its checkpoints are ranked by, whether it prunes them
+    itself (`prune`), and its probe (handed to every trial through Ray's object store by
+    `tune.with_parameters`). `tune.with_resources` sets an attribute on the function it is given,
+    so it gets a fresh wrapper (same name, so trial names and `Tuner.restore` see
+    `infogan_trainable`)."""
 
     def trainable(trial_config: dict[str, Any], probe: Any = None) -> None:
         infogan_trainable(trial_config, experiment_path=experiment_path, checkpoint_score=checkpoint_score,
-                          probe=probe)  # fmt: skip
+                          probe=probe, prune=prune)  # fmt: skip
 
     trainable.__name__ = infogan_trainable.__name__
     wrapped = tune.with_parameters(trainable, probe=probe) if probe is not None else trainable
