@@ -44,6 +44,7 @@ from trainables.config import InfoGANConfig
 
 RECORD_FILE = "infogan-trial.json"
 CHECKPOINT_FILE = "infogan-checkpoint.json"
+PRUNED_FILE = "infogan-pruned.txt"  # all a pruned checkpoint folder keeps (`RecordStore.prune`)
 SPEC_FILE = "infogan-study.json"
 RECORD_FORMAT = 1
 PACK_KEY = "members"  # a pack's trial config: {"members": [member trial configs]}
@@ -350,15 +351,26 @@ class RecordStore:
         return sorted(entries, key=lambda e: (e.step, e.name))
 
     def prune(self, record: Record, keep: int = CHECKPOINTS_KEPT) -> list[str]:
-        """Delete the checkpoints `checkpoints_to_delete` names (from the record's lists as last
+        """Empty the checkpoints `checkpoints_to_delete` names (from the record's lists as last
         written), and return their names. The trial keeps its checkpoints itself: Tune is told to
         keep them all (`num_to_keep=None`), because a Tune that deletes them forces an experiment
-        snapshot every `num_to_keep` checkpoints of any trial (docs/design.md)."""
+        snapshot every `num_to_keep` checkpoints of any trial (docs/design.md). Each pruned folder
+        keeps one small PRUNED_FILE: Tune's last snapshot may still name it as the trial's latest,
+        and Tune refuses to restart a trial from a checkpoint path that does not exist; the trial
+        then continues from its newest described one (`trainables.tune.checkpoint_to_resume`)."""
         doomed = checkpoints_to_delete(record, keep)
         for name in doomed:
-            with contextlib.suppress(OSError):  # gone already (a restarted trial pruning again)
-                self.fs.delete_dir(f"{self.folder}/{name}")
+            path = f"{self.folder}/{name}"
+            with contextlib.suppress(OSError):  # emptied already (a restarted trial pruning again)
+                self.fs.delete_dir_contents(path)
+            with self.fs.open_output_stream(f"{path}/{PRUNED_FILE}") as f:
+                f.write(b"pruned by its trial: the newest and the best checkpoints were kept\n")
         return doomed
+
+    def described(self, record: Record) -> set[str]:
+        """The names of the checkpoint folders that still describe a checkpoint of `record`'s runs
+        (not pruned, not half-written)."""
+        return {e.name for inside in record.checkpoint_folders() for e in self.checkpoints(inside)}
 
     def newest_checkpoint(self, record: Record) -> str | None:
         """The newest checkpoint folder a restart of `record`'s trial can continue from (its path in

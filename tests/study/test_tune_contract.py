@@ -29,7 +29,7 @@ from study.plan import Objective, StudySpec, common_settings, write_spec
 from study.ray_runtime import init_local
 from study.status import format_table, load_study
 from trainables.checkpoint import FILENAME, load_model
-from trainables.trial_record import CHECKPOINT_FILE, CHECKPOINTS_KEPT, PACK_KEY, RECORD_FILE, member_folder
+from trainables.trial_record import CHECKPOINT_FILE, CHECKPOINTS_KEPT, PACK_KEY, PRUNED_FILE, RECORD_FILE, member_folder
 from trainables.tune import KEY_METRICS, STOPPED_BY_TUNE
 from trainables.tune.trainable import checkpoint_to_resume, open_record
 
@@ -236,19 +236,23 @@ def test_a_trial_that_tune_hands_a_checkpoint_it_has_since_pruned_continues_from
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tune's snapshot can name a checkpoint the trial pruned after it (the trials keep their own:
-    `RecordStore.prune`): the trial then continues from its newest one; a checkpoint Tune hands it
-    that is still there is used as it is."""
+    `RecordStore.prune`: emptied, or gone), or an older one than the trial's newest (a snapshot
+    older than the trial's last checkpoints): the trial continues from its newest one each time."""
     record, store = open_record(str(tmp_path), {"steps": 100}, ("mi/cat", "max"))
     folder = Path(store.folder)
     for name, step in [("checkpoint_000002", 60), ("checkpoint_000003", 80)]:
         (folder / name).mkdir()
         (folder / name / CHECKPOINT_FILE).write_text(json.dumps({"step": step, "metrics": {}}))
-    handed = tune.Checkpoint(path=str(folder / "checkpoint_000001"))  # pruned since Tune's snapshot
+    (folder / "checkpoint_000001").mkdir()  # pruned since Tune's snapshot: emptied
+    (folder / "checkpoint_000001" / PRUNED_FILE).write_text("pruned")
+    handed = tune.Checkpoint(path=str(folder / "checkpoint_000001"))
     monkeypatch.setattr(tune, "get_checkpoint", lambda: handed)
     chosen = checkpoint_to_resume(record, store)
     assert chosen is not None and Path(chosen.path).name == "checkpoint_000003"
-    handed = tune.Checkpoint(path=str(folder / "checkpoint_000002"))  # still there: Tune's word stands
-    assert Path(checkpoint_to_resume(record, store).path).name == "checkpoint_000002"
+    handed = tune.Checkpoint(path=str(folder / "checkpoint_000000"))  # gone altogether
+    assert Path(checkpoint_to_resume(record, store).path).name == "checkpoint_000003"
+    handed = tune.Checkpoint(path=str(folder / "checkpoint_000002"))  # there, but older than the newest
+    assert Path(checkpoint_to_resume(record, store).path).name == "checkpoint_000003"
 
 
 @pytest.mark.filterwarnings("ignore:`get_checkpoint` is meant")

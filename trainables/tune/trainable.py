@@ -2,8 +2,8 @@
 
 `infogan_trainable` builds the `InfoGANConfig` from the trial's config (an unknown key or a bad
 value makes the trial error at once with the config's one-line message), resumes from
-`tune.get_checkpoint()` (set after a node loss or `infogan-study resume`; else, or when the trial
-has pruned it since, from the newest checkpoint in the trial's folder), and trains: one run by
+the newest checkpoint in the trial's folder (after a node loss or `infogan-study resume`; without
+a folder, from `tune.get_checkpoint()`), and trains: one run by
 `trainables.loop.train`, or, when the trial config is a pack ({"members": [member trial configs]},
 `sweep --pack`), K runs as one network by `trainables.packed.train_packed`, each still a trial of
 the study. Each report becomes
@@ -40,7 +40,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
-import pyarrow.fs
 import torch
 from ray import tune
 
@@ -80,19 +79,15 @@ def open_record(
     return record, store
 
 
-def _still_there(checkpoint: tune.Checkpoint) -> bool:
-    return checkpoint.filesystem.get_file_info(checkpoint.path).type != pyarrow.fs.FileType.NotFound
-
-
 def checkpoint_to_resume(record: Record, store: RecordStore | None) -> tune.Checkpoint | None:
-    """Where the trial continues from: the checkpoint Tune hands it (after a failure or `resume`)
-    while it is still there, else the newest one its folder holds. Tune's own state can be older
-    than the trial's folder (a driver killed between two of Tune's snapshots): Tune then restarts
-    the trial from step 0 although its checkpoints are on disk, or hands it one the trial has
-    since pruned (`RecordStore.prune`)."""
-    checkpoint = tune.get_checkpoint()
-    if store is None or (checkpoint is not None and _still_there(checkpoint)):
-        return checkpoint
+    """Where the trial continues from: the newest checkpoint its folder holds, else (no folder:
+    the bare trainable) the one Tune hands it (after a failure or `resume`). Tune's own state can
+    be older than the trial's folder (a driver killed between two of Tune's snapshots, which come
+    on Tune's clock, at least 10 s apart): Tune then hands it an older checkpoint, one the trial
+    has since pruned (`RecordStore.prune`), or none, although newer ones are on disk. The trial
+    never prunes its newest, so the folder's newest is at least as new as Tune's."""
+    if store is None:
+        return tune.get_checkpoint()
     newest = store.newest_checkpoint(record)
     return None if newest is None else tune.Checkpoint(path=newest, filesystem=store.fs)
 
