@@ -1,10 +1,10 @@
 """Run, resume and finish a study with Ray Tune (and Optuna for searches).
 
 The pieces are the libraries' own: `tune.Tuner` with the thin function trainable, Tune's
-checkpoints (the trainable reports one per report interval; `CheckpointConfig` keeps each trial's
-best few by the study's first objective, so `analyze --checkpoint best` finds the best one, and
-Tune always keeps the latest) and `FailureConfig(max_failures)` so a trial whose node or process
-dies restarts from its last checkpoint; `ASHAScheduler` for early stopping; `OptunaSearch` with a
+checkpoints (the trainable reports one per report interval and keeps its newest and its best two
+by the study's first objective, so `analyze --checkpoint best` finds the best one) and
+`FailureConfig(max_failures)` so a trial whose node or process dies restarts from its last
+checkpoint; `ASHAScheduler` for early stopping; `OptunaSearch` with a
 `TPESampler` whose study lives in an Optuna storage (a journal file in the experiment folder by
 default, so `optuna-dashboard <file>` opens it; an RDB URL when given).
 

@@ -295,7 +295,7 @@ def describe_plan(spec: StudySpec, param_space: dict[str, Any]) -> str:
     rows = [
         ("trials", trials),
         ("space", spec.space),
-        ("objective", f"{objectives} (ranks the table; Tune keeps each trial's best checkpoints by the first)"),
+        ("objective", f"{objectives} (ranks the table; each trial keeps its best checkpoints by the first)"),
         ("scheduler", scheduler),
         ("max failures", f"{spec.max_failures} restart(s) of a trial from its checkpoint"),
         ("storage", spec.experiment_path),

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR|URI", help="write the parquet files here (default: the experiment folder)")
     p.add_argument("--checkpoint", choices=("final", "best"), default="final",
                    help="score each trial's final checkpoint, or its best by the study's metric (its first "
-                        "objective, which Tune kept the best checkpoints by) (default final)")  # fmt: skip
+                        "objective, which the trials kept their best checkpoints by) (default final)")  # fmt: skip
     p.add_argument("--quick", action="store_true",
                    help="a few hundred samples per score instead of the published protocols (noisy; DCI and "
                         "Inception FID skipped): for a first look, tests and benchmarks")  # fmt: skip

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed-start", type=int, metavar="S", help="the first seed of --seeds (default 0)")
     parser.add_argument("--metric", metavar="METRIC[:max|min]",
-                        help="a metric the trials report: ASHA stops on it, Tune keeps each trial's best "
+                        help="a metric the trials report: ASHA stops on it, each trial keeps its best "
                              "checkpoints by it, and the final table ranks the trials by its last value "
                              "(default gen/cat_acc:max where the dataset has an evaluator, e.g. mnist, "
                              "basicprop-line; else mi/cat:max)")  # fmt: skip
