@@ -28,7 +28,8 @@ import pytest
 from ray_nodes import BIN, LocalCluster, start_cluster
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS, EVERY = 600, 20
+STEPS, EVERY = 2400, 40  # trials long enough that result.json (synced with Tune's snapshots, >= 10 s apart) names
+# the pid of a trial whose record says it is not yet half-way
 SEEDS = 3  # two at a time on the two one-CPU nodes: the job is stopped while the third runs
 NAME = "cluster-sweep"
 SPACE = (
