@@ -174,7 +174,7 @@ def test_prune_deletes_those_folders_from_storage_and_the_record_follows(tmp_pat
     assert store.prune(record) == ["checkpoint_000000", "checkpoint_000002"]
     store.write(record)
     kept = ["checkpoint_000001", "checkpoint_000003", "checkpoint_000004"]
-    assert [c.name for c in store.read().checkpoints] == kept and store.described(record) == set(kept)
+    assert [c.name for c in store.read().checkpoints] == kept
     for name in ("checkpoint_000000", "checkpoint_000002"):  # emptied: Tune's snapshot may still name them
         assert [p.name for p in (Path(store.folder) / name).iterdir()] == [PRUNED_FILE]
     assert store.prune(record) == [] and store.newest_checkpoint(record) == f"{store.folder}/checkpoint_000004"

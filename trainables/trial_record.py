@@ -367,11 +367,6 @@ class RecordStore:
                 f.write(b"pruned by its trial: the newest and the best checkpoints were kept\n")
         return doomed
 
-    def described(self, record: Record) -> set[str]:
-        """The names of the checkpoint folders that still describe a checkpoint of `record`'s runs
-        (not pruned, not half-written)."""
-        return {e.name for inside in record.checkpoint_folders() for e in self.checkpoints(inside)}
-
     def newest_checkpoint(self, record: Record) -> str | None:
         """The newest checkpoint folder a restart of `record`'s trial can continue from (its path in
         `fs`), or None. A pack's holds a folder per member; a member that diverged stops saving, so
