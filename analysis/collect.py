@@ -78,15 +78,15 @@ class AnalysisFiles:
     trials: Path
     curves: Path
     selection: Path
+    traversals: Path  # the report's traversal grids
     num_trials: int
     num_scored: int
     lost_checkpoints: tuple[str, ...] = ()  # trials whose saved checkpoints are no longer on disk
-    traversals: Path | None = None  # the report's traversal grids (traversals.parquet)
 
     @property
     def paths(self) -> list[Path]:
         """Every file written."""
-        return [self.trials, self.curves, self.selection, *([self.traversals] if self.traversals else [])]
+        return [self.trials, self.curves, self.selection, self.traversals]
 
 
 def check_scorable(experiment: Experiment) -> tuple[str, ...]:
@@ -183,8 +183,8 @@ def analyze_experiment(
     how = {"labels": labels, "pick_signal": PICK_SIGNAL, "checkpoint": checkpoint, "population_signals": selection}
     paths = _write_together(tables, out_dir, analysis=how)
     num_scored = sum(1 for s in scored.values() if not s.error)
-    return AnalysisFiles(paths["trials"], paths["curves"], paths["selection"], len(rows), num_scored, lost,
-                         paths["traversals"])  # fmt: skip
+    return AnalysisFiles(paths["trials"], paths["curves"], paths["selection"], paths["traversals"], len(rows),
+                         num_scored, lost)  # fmt: skip
 
 
 def _writable_dir(path: Path, *, fallback: Path | None = None) -> Path:
