@@ -58,9 +58,27 @@ def _ch(n: int, width: float) -> int:
     return max(1, round(n * width))
 
 
+class ImageOut(nn.ConvTranspose2d):
+    """G's last layer, a transposed convolution to the image's few channels. Drawing images on a
+    CPU (no gradients: probes, traversals, analysis), it runs on torch's own kernel rather than
+    oneDNN's, which is 3-8x slower at one output channel (`benchmarks/generate_speed.py`). Training
+    keeps the default kernel, so a run's numbers do not change. Its weights and state-dict keys are
+    a ConvTranspose2d's."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if x.device.type != "cpu" or torch.is_grad_enabled() or not torch.backends.mkldnn.enabled:
+            return super().forward(x, output_size)
+        torch.backends.mkldnn.enabled = False  # the documented switch; only this call runs without it
+        try:
+            return super().forward(x, output_size)
+        finally:
+            torch.backends.mkldnn.enabled = True
+
+
 def _up(cin: int, cout: int, last: bool = False) -> list[nn.Module]:
-    conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=last)
-    return [conv] if last else [conv, nn.BatchNorm2d(cout), nn.ReLU(True)]
+    if last:
+        return [ImageOut(cin, cout, 4, 2, 1)]
+    return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
 
 
 def _down(cin: int, cout: int, bn: bool) -> list[nn.Module]:
