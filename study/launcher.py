@@ -153,10 +153,15 @@ def _searcher(spec: StudySpec) -> OptunaSearch:
     return OptunaSearch(
         metric=metrics[0] if len(metrics) == 1 else metrics,
         mode=modes[0] if len(modes) == 1 else modes,
-        sampler=optuna.samplers.TPESampler(n_startup_trials=spec.startup_trials, seed=0),
+        sampler=study_sampler(spec),
         study_name=spec.launch_name,
         storage=optuna_storage(spec),
     )
+
+
+def study_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    """Optuna's TPE, random for the first `startup_trials` trials, seeded (a search repeats)."""
+    return optuna.samplers.TPESampler(n_startup_trials=spec.startup_trials, seed=0)
 
 
 def _search_algorithm(spec: StudySpec) -> SearchAlgorithm:
@@ -227,7 +232,6 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
     Output: one live progress line (`StudyProgress`, a Tune callback) with Tune's own output off,
     or with `verbose` Tune's output as it comes. A tracked study adds Tune's MLflow callback
     (`study/tracking.py`). Tune saves the callbacks with the study, so `resume` keeps them."""
-    shown = [] if verbose else [StudyProgress(objective=spec.objectives[0] if spec.objectives else None)]
     tune_config = tune.TuneConfig(
         search_alg=_searcher(spec) if spec.kind == "search" else None,
         scheduler=_scheduler(spec, param_space),
@@ -236,7 +240,18 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
         trial_dirname_creator=trial_dirname,
         reuse_actors=reuse_actors,
     )
-    run_config = tune.RunConfig(
+    return tune.Tuner(
+        trainable or trainable_of(spec, probe), param_space=param_space, tune_config=tune_config,
+        run_config=study_run_config(spec, callbacks=callbacks, stop=stop, verbose=verbose),
+    )  # fmt: skip
+
+
+def study_run_config(spec: StudySpec, *, callbacks: Sequence[tune.Callback] = (), stop: Any = None,
+                     verbose: bool = False) -> tune.RunConfig:  # fmt: skip
+    """A new study's RunConfig: where it is stored, failures retried, the checkpoints Tune keeps
+    (ranked by the first objective; all of them when the trials prune their own), and its callbacks."""
+    shown = [] if verbose else [StudyProgress(objective=spec.objectives[0] if spec.objectives else None)]
+    return tune.RunConfig(
         name=spec.name,
         storage_path=spec.storage_path,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -249,10 +264,6 @@ def build_tuner(spec: StudySpec, param_space: dict[str, Any], *, reuse_actors: b
         callbacks=[*callbacks, *shown, *_loggers(), *mlflow_callbacks(spec)],
         verbose=1 if verbose else 0,
     )
-    return tune.Tuner(
-        trainable or trainable_of(spec, probe), param_space=param_space, tune_config=tune_config,
-        run_config=run_config,
-    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- entry points

@@ -15,15 +15,18 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from study.launcher import (
     _scheduler,
     _searcher,
-    build_tuner,
+    asha_settings,
     check_optuna_storage,
     driver_settings,
     find_study,
+    study_run_config,
+    study_sampler,
 )
 from study.plan import Objective, StudySpec, read_spec, write_spec
 from trainables.errors import BadInputError
 from trainables.trial_record import CHECKPOINTS_KEPT
 from trainables.tune import infogan_trainable, with_trial_resources
+from trainables.tune.trainable import trial_resources
 
 
 def _spec(tmp_path: Path, **changes: object) -> StudySpec:
@@ -33,16 +36,17 @@ def _spec(tmp_path: Path, **changes: object) -> StudySpec:
 
 
 def test_trial_resources_include_fractional_gpus() -> None:
+    assert trial_resources(cpus=2, gpus=0.25) == {"cpu": 2, "gpu": 0.25}
     trainable = with_trial_resources(cpus=2, gpus=0.25)
-    assert trainable._resources.required_resources == {"CPU": 2.0, "GPU": 0.25}
-    assert trainable.__name__ == "infogan_trainable"
-    assert not hasattr(infogan_trainable, "_resources")  # the shared function is left alone
+    assert trainable.__name__ == "infogan_trainable" and trainable is not infogan_trainable
 
 
 def test_asha_budget_is_the_number_of_reports(tmp_path: Path) -> None:
-    scheduler = _scheduler(_spec(tmp_path, scheduler="asha"), {"steps": 1000, "report_every": 50})
+    spec, space = _spec(tmp_path, scheduler="asha"), {"steps": 1000, "report_every": 50}
+    scheduler = _scheduler(spec, space)
     assert isinstance(scheduler, ASHAScheduler)
-    assert (scheduler._max_t, scheduler._metric, scheduler._mode) == (20, "mi/cat", "max")
+    assert scheduler.metric == "mi/cat"
+    assert asha_settings(spec, space)[0] == 20  # max_t: 1,000 steps / 50 per report
     assert isinstance(_scheduler(_spec(tmp_path), {}), FIFOScheduler)
 
 
@@ -58,7 +62,7 @@ def test_search_uses_tpe_over_a_journal_in_the_experiment_folder(tmp_path: Path)
                  objectives=(Objective("mi/cat", "max"), Objective("loss/g", "min")))  # fmt: skip
     searcher = _searcher(spec)
     assert searcher.metric == ["mi/cat", "loss/g"] and searcher.mode == ["max", "min"]
-    assert isinstance(searcher._sampler, optuna.samplers.TPESampler) and searcher._sampler._n_startup_trials == 3
+    assert isinstance(study_sampler(spec), optuna.samplers.TPESampler)
     assert Path(spec.optuna_journal) == tmp_path / "s" / "optuna.journal"
 
 
@@ -84,8 +88,7 @@ def test_spec_round_trips_through_the_experiment_folder(tmp_path: Path) -> None:
 ])  # fmt: skip
 def test_tune_ranks_the_checkpoints_by_the_first_objective_and_deletes_none(tmp_path: Path, objectives, score) -> None:
     spec = _spec(tmp_path, objectives=objectives)
-    tuner = build_tuner(spec, {"dataset": "basicprop-line"})
-    keep = tuner._local_tuner.get_run_config().checkpoint_config
+    keep = study_run_config(spec).checkpoint_config
     assert keep.num_to_keep is None  # the trials prune their own: Tune then forces no snapshot
     assert (keep.checkpoint_score_attribute, keep.checkpoint_score_order) == score
 
@@ -99,14 +102,14 @@ def test_a_study_launched_before_the_trials_pruned_keeps_tunes_pruning(tmp_path:
     del written["pruned_by"]
     older = StudySpec.from_json(json.dumps(written))
     assert older.pruned_by == "tune"
-    keep = build_tuner(older, {"dataset": "basicprop-line"})._local_tuner.get_run_config().checkpoint_config
+    keep = study_run_config(older).checkpoint_config
     assert keep.num_to_keep == CHECKPOINTS_KEPT
 
 
 def test_a_new_study_logs_json_and_tensorboard_not_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
-    callbacks = build_tuner(_spec(tmp_path), {"dataset": "basicprop-line"})._local_tuner.get_run_config().callbacks
+    callbacks = study_run_config(_spec(tmp_path)).callbacks
     kinds = {type(c) for c in callbacks}
     assert {JsonLoggerCallback, TBXLoggerCallback} <= kinds and CSVLoggerCallback not in kinds
     monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)

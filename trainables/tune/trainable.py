@@ -162,4 +162,9 @@ def with_trial_resources(
 
     trainable.__name__ = infogan_trainable.__name__
     wrapped = tune.with_parameters(trainable, probe=probe) if probe is not None else trainable
-    return tune.with_resources(wrapped, {"cpu": cpus, "gpu": gpus})
+    return tune.with_resources(wrapped, trial_resources(cpus=cpus, gpus=gpus))
+
+
+def trial_resources(*, cpus: float, gpus: float) -> dict[str, float]:
+    """What each trial asks Ray for (`tune.with_resources`'s form): fractional GPUs share a GPU."""
+    return {"cpu": cpus, "gpu": gpus}
