@@ -36,7 +36,7 @@ def _spec(tmp_path: Path, **changes: object) -> StudySpec:
 
 
 def test_trial_resources_include_fractional_gpus() -> None:
-    assert trial_resources(cpus=2, gpus=0.25).required_resources == {"CPU": 2.0, "GPU": 0.25}
+    assert trial_resources(cpus=2, gpus=0.25) == {"cpu": 2, "gpu": 0.25}
     trainable = with_trial_resources(cpus=2, gpus=0.25)
     assert trainable.__name__ == "infogan_trainable" and trainable is not infogan_trainable
 

@@ -165,6 +165,6 @@ def with_trial_resources(
     return tune.with_resources(wrapped, trial_resources(cpus=cpus, gpus=gpus))
 
 
-def trial_resources(*, cpus: float, gpus: float) -> tune.PlacementGroupFactory:
-    """What each trial asks Ray for, one bundle (fractional GPUs share a GPU)."""
-    return tune.PlacementGroupFactory([{"CPU": cpus, "GPU": gpus}])
+def trial_resources(*, cpus: float, gpus: float) -> dict[str, float]:
+    """What each trial asks Ray for (`tune.with_resources`'s form): fractional GPUs share a GPU."""
+    return {"cpu": cpus, "gpu": gpus}
